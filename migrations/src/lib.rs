@@ -1,0 +1,22 @@
+//! Schema migrations, run at start-up and by `invite-service migrate`.
+//!
+//! Append-only: a migration that has shipped is never edited; a change is a new
+//! file. Migrations never import the service's entities, so they keep describing
+//! the schema as it was when they were written.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_invites;
+mod m20261123_000002_create_invite_events;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261123_000001_create_invites::Migration),
+            Box::new(m20261123_000002_create_invite_events::Migration),
+        ]
+    }
+}

@@ -1,0 +1,68 @@
+//! The use cases, one per RPC: open the transaction, load, ask the domain,
+//! write, enqueue the event, commit, wake the relay.
+
+mod create;
+mod lifecycle;
+mod query;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use uuid::Uuid;
+
+pub use query::Page;
+
+use crate::{
+    domain::{InviteError, InviteToken, Policy},
+    outbox::RelayWakeup,
+    store::{Lookup, Store},
+};
+
+#[derive(Clone)]
+pub struct Invites {
+    store: Store,
+    wakeup: RelayWakeup,
+    policy: Policy,
+}
+
+/// How a request names an invite, as received.
+#[derive(Debug, Clone)]
+pub enum InviteRef {
+    Id(String),
+    Token(String),
+}
+
+impl Invites {
+    pub fn new(store: Store, wakeup: RelayWakeup, policy: Policy) -> Self {
+        Self {
+            store,
+            wakeup,
+            policy,
+        }
+    }
+}
+
+/// The clock, at the precision both databases keep (microseconds), so that
+/// what a call returns is what a later read returns.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+fn parse_id(field: &str, raw: &str) -> Result<Uuid, InviteError> {
+    if raw.is_empty() {
+        return Err(InviteError::invalid(field, "is required"));
+    }
+    Uuid::parse_str(raw).map_err(|_| InviteError::invalid(field, "is not an invite id (a UUID)"))
+}
+
+impl InviteRef {
+    fn lookup(&self) -> Result<(Lookup, crate::domain::Reference), InviteError> {
+        use crate::domain::Reference;
+        match self {
+            Self::Id(raw) => Ok((Lookup::Id(parse_id("id", raw)?), Reference::Id)),
+            Self::Token(raw) => {
+                let token =
+                    InviteToken::parse(raw).map_err(|why| InviteError::invalid("token", why))?;
+                Ok((Lookup::Token(token.digest()), Reference::Token))
+            }
+        }
+    }
+}

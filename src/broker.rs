@@ -1,0 +1,143 @@
+//! RabbitMQ through lapin: the events exchange, and a publisher with confirms.
+
+use std::time::Duration;
+
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+    PublisherConfirm,
+    options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
+    types::FieldTable,
+};
+
+/// Every broker call is bounded: lapin can wait forever on a broker that is
+/// shutting down or a network that drops packets.
+pub const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub const CONTENT_TYPE: &str = "application/x-protobuf";
+pub const MESSAGE_TYPE: &str = "invites.v1.InviteEvent";
+pub const APP_ID: &str = "invite-service";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("RabbitMQ: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("RabbitMQ did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("RabbitMQ refused the message (nack)")]
+    Nacked,
+}
+
+async fn bounded<T>(call: impl Future<Output = Result<T, lapin::Error>>) -> Result<T, BrokerError> {
+    tokio::time::timeout(BROKER_TIMEOUT, call)
+        .await
+        .map_err(|_| BrokerError::Timeout(BROKER_TIMEOUT))?
+        .map_err(BrokerError::from)
+}
+
+pub async fn connect(amqp_url: &str) -> Result<Connection, BrokerError> {
+    let properties = ConnectionProperties::default().with_connection_name(APP_ID.into());
+    bounded(Connection::connect(amqp_url, properties)).await
+}
+
+/// The events exchange: topic, durable. Declaring is idempotent, so the
+/// service, `events tail` and consumers may all declare it.
+pub async fn declare_exchange(channel: &Channel, exchange: &str) -> Result<(), BrokerError> {
+    let options = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    bounded(channel.exchange_declare(
+        exchange.into(),
+        ExchangeKind::Topic,
+        options,
+        FieldTable::default(),
+    ))
+    .await
+}
+
+/// One connection and one confirm-mode channel to the events exchange.
+pub struct Publisher {
+    connection: Connection,
+    channel: Channel,
+    exchange: String,
+}
+
+/// One event as it goes on the wire.
+pub struct Message<'a> {
+    pub routing_key: &'a str,
+    pub message_id: &'a str,
+    pub timestamp_secs: u64,
+    pub body: &'a [u8],
+}
+
+impl Publisher {
+    pub async fn connect(amqp_url: &str, exchange: &str) -> Result<Self, BrokerError> {
+        let connection = connect(amqp_url).await?;
+        let channel = bounded(connection.create_channel()).await?;
+        bounded(channel.confirm_select(ConfirmSelectOptions::default())).await?;
+        declare_exchange(&channel, exchange).await?;
+        Ok(Self {
+            connection,
+            channel,
+            exchange: exchange.to_owned(),
+        })
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connection.status().connected() && self.channel.status().connected()
+    }
+
+    /// Sends a message; the returned future resolves to the broker's confirm.
+    /// Messages are persistent and mandatory.
+    pub async fn send(&self, message: &Message<'_>) -> Result<PublisherConfirm, BrokerError> {
+        let properties = BasicProperties::default()
+            .with_message_id(message.message_id.into())
+            .with_content_type(CONTENT_TYPE.into())
+            .with_type(MESSAGE_TYPE.into())
+            .with_app_id(APP_ID.into())
+            .with_timestamp(message.timestamp_secs)
+            .with_delivery_mode(2);
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        };
+        bounded(self.channel.basic_publish(
+            self.exchange.as_str().into(),
+            message.routing_key.into(),
+            options,
+            message.body,
+            properties,
+        ))
+        .await
+    }
+
+    /// Waits for one confirm. An ack with a returned message (312 NO_ROUTE)
+    /// means no queue is bound for that routing key: the broker has taken the
+    /// message and routed it nowhere. That counts as published: a topic
+    /// exchange's consumers choose their keys, and one key nobody binds must
+    /// not hold every later event back. It is logged, so it is not silent.
+    pub async fn confirmed(
+        confirm: PublisherConfirm,
+        routing_key: &str,
+    ) -> Result<(), BrokerError> {
+        match bounded(confirm).await? {
+            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Ack(Some(_returned)) => {
+                tracing::debug!(
+                    routing_key,
+                    "no queue is bound for this event's routing key"
+                );
+                Ok(())
+            }
+            Confirmation::Nack(_) => Err(BrokerError::Nacked),
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.connection.close(200, "invite-service stopping".into()),
+        )
+        .await;
+    }
+}

@@ -1,0 +1,201 @@
+//! Command line and environment: every setting is a flag and an environment
+//! variable, with the names the contract gives. A bad value stops start-up
+//! with clap's message, which names the flag.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/invites.db?mode=rwc";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "invite-service",
+    version,
+    about = "The invite service: gRPC API, events to RabbitMQ"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the gRPC API (the default).
+    Serve,
+    /// Apply the database migrations and exit; nothing to do is success.
+    Migrate,
+    /// Print a development token (HS256, signed with the configured secret).
+    Token {
+        /// The user id (JWT `sub`).
+        #[arg(long)]
+        sub: String,
+        /// A verified email address (`email`, `email_verified: true`).
+        #[arg(long)]
+        email: Option<String>,
+        /// Add the scope `invites:admin`.
+        #[arg(long)]
+        admin: bool,
+        /// How long the token is valid.
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        ttl: Duration,
+    },
+    /// Watch the published events.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print each published event as one JSON line, through a temporary queue
+    /// bound to the exchange.
+    Tail {
+        /// The binding key, e.g. `invite.accepted` or `invite.*`.
+        #[arg(long, default_value = "#")]
+        binding: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address the gRPC server listens on.
+    #[arg(
+        long,
+        env = "INVITES_LISTEN",
+        default_value = "127.0.0.1:50051",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// PostgreSQL (`postgres://…`) or SQLite (`sqlite://path?mode=rwc`) URL.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL,
+          value_parser = parse_database_url, hide_env_values = true, global = true)]
+    pub database_url: String,
+
+    /// RabbitMQ URL.
+    #[arg(long, env = "AMQP_URL", default_value = "amqp://127.0.0.1:5672/%2f",
+          value_parser = parse_amqp_url, hide_env_values = true, global = true)]
+    pub amqp_url: String,
+
+    /// The topic exchange events are published to.
+    #[arg(long, env = "INVITES_EXCHANGE", default_value = "invites",
+          value_parser = parse_exchange, global = true)]
+    pub exchange: String,
+
+    /// HS256 secret for bearer tokens (at least 32 bytes).
+    #[arg(long, env = "INVITES_JWT_SECRET", value_parser = parse_secret,
+          hide_env_values = true, conflicts_with = "jwt_public_key", global = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Path to a PEM public key (RSA for RS256, P-256 for ES256) for bearer tokens.
+    #[arg(long, env = "INVITES_JWT_PUBLIC_KEY", global = true)]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// Required `iss` of bearer tokens.
+    #[arg(long, env = "INVITES_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` of bearer tokens.
+    #[arg(long, env = "INVITES_JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+
+    /// How long a new invite is valid when the request gives no expiry.
+    #[arg(long, env = "INVITES_DEFAULT_TTL", default_value = "7d",
+          value_parser = parse_positive_duration, global = true)]
+    pub default_ttl: Duration,
+
+    /// How long a stopping server waits for in-flight calls and the last events.
+    #[arg(long, env = "INVITES_DRAIN_TIMEOUT", default_value = "30s",
+          value_parser = parse_duration, global = true)]
+    pub drain_timeout: Duration,
+}
+
+/// `1s`, `15m`, `7d`, `1h 30m`.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    humantime::parse_duration(raw).map_err(|e| format!("{e} (write durations like 30s, 15m, 7d)"))
+}
+
+fn parse_positive_duration(raw: &str) -> Result<Duration, String> {
+    match parse_duration(raw)? {
+        d if d.is_zero() => Err("must be longer than zero".into()),
+        d => Ok(d),
+    }
+}
+
+fn parse_database_url(raw: &str) -> Result<String, String> {
+    let known = ["sqlite:", "postgres://", "postgresql://"];
+    if known.iter().any(|prefix| raw.starts_with(prefix)) {
+        Ok(raw.to_owned())
+    } else {
+        Err("must start with sqlite:, postgres:// or postgresql://".into())
+    }
+}
+
+fn parse_amqp_url(raw: &str) -> Result<String, String> {
+    raw.parse::<lapin::uri::AMQPUri>()
+        .map(|_| raw.to_owned())
+        .map_err(|e| format!("is not an AMQP URL: {e}"))
+}
+
+fn parse_exchange(raw: &str) -> Result<String, String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
+    if (1..=127).contains(&raw.len()) && raw.chars().all(allowed) {
+        Ok(raw.to_owned())
+    } else {
+        Err("must be 1-127 characters of letters, digits, - _ . :".into())
+    }
+}
+
+fn parse_secret(raw: &str) -> Result<String, String> {
+    if raw.len() >= 32 {
+        Ok(raw.to_owned())
+    } else {
+        Err("must be at least 32 bytes".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let cli = Cli::try_parse_from(["invite-service"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.settings.listen.to_string(), "127.0.0.1:50051");
+        assert_eq!(cli.settings.exchange, "invites");
+        assert_eq!(cli.settings.default_ttl, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_flag() {
+        let err = Cli::try_parse_from(["invite-service", "--default-ttl", "soon"]).unwrap_err();
+        assert!(err.to_string().contains("--default-ttl"), "{err}");
+        let err =
+            Cli::try_parse_from(["invite-service", "--database-url", "mysql://x"]).unwrap_err();
+        assert!(err.to_string().contains("--database-url"), "{err}");
+    }
+
+    #[test]
+    fn settings_may_follow_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "invite-service",
+            "token",
+            "--sub",
+            "alice",
+            "--admin",
+            "--exchange",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(cli.settings.exchange, "x");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Token { admin: true, .. })
+        ));
+    }
+}

@@ -1,0 +1,92 @@
+//! Why the invite rules refuse something. The transport maps each variant to a
+//! gRPC code and a stable `ErrorInfo` reason in one place (`grpc::status`).
+
+/// One bad field of a request, named by its path in the request message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InviteError {
+    /// Every bad field of the request, not only the first.
+    #[error("the request has invalid fields")]
+    Invalid(Vec<FieldViolation>),
+    /// Also what a caller who may not see the invite is told.
+    #[error("invite not found")]
+    NotFound,
+    #[error("the caller is not the invitee of this invite")]
+    InviteeMismatch,
+    #[error("only the inviter (or an admin) may do this")]
+    NotInviter,
+    #[error("only an admin may create invites on behalf of another user")]
+    NotAdmin,
+    #[error("the invite is not pending")]
+    NotPending,
+    #[error("the invite has expired")]
+    Expired,
+    #[error("the invite is not valid yet")]
+    NotYetValid,
+    #[error("the invite has no uses left")]
+    Exhausted,
+    #[error("an open link cannot be rejected: it is not addressed to anyone")]
+    OpenLinkNotRejectable,
+    #[error("a pending invite for this invitee and target already exists")]
+    AlreadyExists,
+}
+
+impl InviteError {
+    pub fn invalid(field: &str, description: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldViolation::new(field, description)])
+    }
+
+    /// The stable machine-readable reason clients switch on.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "INVALID_ARGUMENT",
+            Self::NotFound => "INVITE_NOT_FOUND",
+            Self::InviteeMismatch => "INVITEE_MISMATCH",
+            Self::NotInviter => "NOT_INVITER",
+            Self::NotAdmin => "ADMIN_SCOPE_REQUIRED",
+            Self::NotPending => "INVITE_NOT_PENDING",
+            Self::Expired => "INVITE_EXPIRED",
+            Self::NotYetValid => "INVITE_NOT_YET_VALID",
+            Self::Exhausted => "INVITE_EXHAUSTED",
+            Self::OpenLinkNotRejectable => "OPEN_LINK_NOT_REJECTABLE",
+            Self::AlreadyExists => "INVITE_ALREADY_EXISTS",
+        }
+    }
+}
+
+/// Collects field violations so that a request is refused with all of them.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    pub fn add(&mut self, field: &str, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// Keeps the parsed value, or records why it was refused.
+    pub fn check<T>(&mut self, field: &str, parsed: Result<T, String>) -> Option<T> {
+        parsed.map_err(|why| self.add(field, why)).ok()
+    }
+
+    pub fn into_result(self) -> Result<(), InviteError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(InviteError::Invalid(self.0))
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! The invite and its state machine: every rule about who may do what to an
+//! invite, and when, is decided here and nowhere else. Pure: no I/O, the clock
+//! is a parameter.
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::{
+    Caller, InviteError,
+    error::Violations,
+    values::{Email, EmailDomain, Id, Identifier, Phone},
+};
+
+/// Who an invite is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invitee {
+    Email(Email),
+    Phone(Phone),
+    User(Id),
+    /// Anyone holding the token; when domains are listed, only callers whose
+    /// verified email is in one of them.
+    OpenLink {
+        allowed_domains: Vec<EmailDomain>,
+    },
+}
+
+impl Invitee {
+    /// The one string under which the store indexes an invitee: duplicates and
+    /// "invites addressed to me" are both lookups of it. None for open links,
+    /// which are addressed to no one.
+    pub fn key(&self) -> Option<String> {
+        match self {
+            Self::Email(email) => Some(format!("email:{}", email.normalized())),
+            Self::Phone(phone) => Some(format!("phone:{}", phone.as_str())),
+            Self::User(id) => Some(format!("user:{id}")),
+            Self::OpenLink { .. } => None,
+        }
+    }
+
+    fn includes(&self, caller: &Caller) -> bool {
+        match self {
+            Self::Email(email) => caller.verified_email.as_ref() == Some(email),
+            Self::Phone(phone) => caller.verified_phone.as_ref() == Some(phone),
+            Self::User(id) => &caller.user_id == id,
+            Self::OpenLink { allowed_domains } => {
+                allowed_domains.is_empty()
+                    || caller.verified_email.as_ref().is_some_and(|email| {
+                        allowed_domains.iter().any(|d| d.as_str() == email.domain())
+                    })
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteStatus {
+    Pending,
+    Accepted,
+    Rejected,
+    Revoked,
+    Expired,
+}
+
+impl InviteStatus {
+    pub const ALL: [InviteStatus; 5] = [
+        Self::Pending,
+        Self::Accepted,
+        Self::Rejected,
+        Self::Revoked,
+        Self::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == stored)
+    }
+}
+
+/// How the caller named the invite: the answer to a stranger differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reference {
+    /// By id: a caller who may not see the invite is told it does not exist.
+    Id,
+    /// By token: the caller holds the secret, so the invite's existence is no
+    /// news to them; a wrong caller is told so.
+    Token,
+}
+
+/// The caller's standing towards one invite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    Admin,
+    Inviter,
+    Invitee,
+    Stranger,
+}
+
+/// What an accept did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acceptance {
+    /// A new use: the invite changed and an event is due.
+    New,
+    /// The caller had accepted before: nothing changes, no event.
+    Repeated,
+}
+
+/// Limits the operator sets.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub default_ttl: Duration,
+}
+
+/// A create request as the transport received it, not yet checked.
+#[derive(Debug, Clone, Default)]
+pub struct InviteDraft {
+    pub target_type: String,
+    pub target_id: String,
+    pub inviter_id: String,
+    pub invitee: DraftInvitee,
+    pub allowed_email_domains: Vec<String>,
+    pub role: String,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_uses: Option<i32>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub enum DraftInvitee {
+    #[default]
+    None,
+    Email(String),
+    Phone(String),
+    UserId(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invite {
+    pub id: Uuid,
+    pub target_type: Identifier,
+    pub target_id: Id,
+    pub inviter_id: Id,
+    pub invitee: Invitee,
+    pub role: Identifier,
+    pub status: InviteStatus,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+    /// 0: unlimited.
+    pub max_uses: u32,
+    pub use_count: u32,
+    pub metadata: Option<serde_json::Value>,
+    pub accepted_by: Option<Id>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub rejected_at: Option<DateTime<Utc>>,
+    pub revoked_by: Option<Id>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoke_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Bumped by every change; the etag.
+    pub version: i64,
+    /// The sequence of the invite's last event.
+    pub last_sequence: i64,
+}
+
+impl Invite {
+    pub const MAX_USES_LIMIT: i32 = 1_000_000;
+    pub const MAX_ALLOWED_DOMAINS: usize = 50;
+    pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+    pub const MAX_REASON_CHARS: usize = 512;
+    pub const DEFAULT_ROLE: &'static str = "member";
+
+    /// Checks a draft against every rule at once and builds the pending invite.
+    pub fn create(
+        draft: InviteDraft,
+        caller: &Caller,
+        now: DateTime<Utc>,
+        policy: &Policy,
+        id: Uuid,
+    ) -> Result<Invite, InviteError> {
+        let mut bad = Violations::default();
+        let target_type = bad.check("invite.target_type", Identifier::parse(&draft.target_type));
+        let target_id = bad.check("invite.target_id", Id::parse(&draft.target_id));
+        let inviter_id = if draft.inviter_id.is_empty() {
+            Some(caller.user_id.clone())
+        } else {
+            bad.check("invite.inviter_id", Id::parse(&draft.inviter_id))
+        };
+        let role = if draft.role.is_empty() {
+            Some(Identifier::parse(Self::DEFAULT_ROLE).expect("the default role is valid"))
+        } else {
+            bad.check("invite.role", Identifier::parse(&draft.role))
+        };
+        let invitee = match draft.invitee {
+            DraftInvitee::Email(raw) => bad
+                .check("invite.invitee_email", Email::parse(&raw))
+                .map(Invitee::Email),
+            DraftInvitee::Phone(raw) => bad
+                .check("invite.invitee_phone", Phone::parse(&raw))
+                .map(Invitee::Phone),
+            DraftInvitee::UserId(raw) => bad
+                .check("invite.invitee_user_id", Id::parse(&raw))
+                .map(Invitee::User),
+            DraftInvitee::None => Some(Invitee::OpenLink {
+                allowed_domains: Vec::new(),
+            }),
+        };
+        let invitee = invitee.map(|invitee| match invitee {
+            Invitee::OpenLink { .. } => Invitee::OpenLink {
+                allowed_domains: parse_domains(&draft.allowed_email_domains, &mut bad),
+            },
+            addressed => {
+                if !draft.allowed_email_domains.is_empty() {
+                    bad.add(
+                        "invite.allowed_email_domains",
+                        "applies to open links only (an invite without an invitee)",
+                    );
+                }
+                addressed
+            }
+        });
+        let is_open_link = matches!(invitee, Some(Invitee::OpenLink { .. }));
+        let max_uses = match draft.max_uses {
+            None => Some(1),
+            Some(n) if !(0..=Self::MAX_USES_LIMIT).contains(&n) => {
+                bad.add(
+                    "invite.max_uses",
+                    format!("must be between 0 (unlimited) and {}", Self::MAX_USES_LIMIT),
+                );
+                None
+            }
+            Some(n) if n != 1 && !is_open_link => {
+                bad.add(
+                    "invite.max_uses",
+                    "an invite addressed to one invitee is used once: set max_uses only on open links",
+                );
+                None
+            }
+            Some(n) => Some(n as u32),
+        };
+        let expires_at = draft.expires_at.unwrap_or(now + policy.default_ttl);
+        if expires_at <= now {
+            bad.add("invite.expires_at", "must be in the future");
+        }
+        if let Some(starts_at) = draft.starts_at
+            && starts_at >= expires_at
+        {
+            bad.add("invite.starts_at", "must be before expires_at");
+        }
+        if let Some(metadata) = &draft.metadata {
+            let size = serde_json::to_vec(metadata).map_or(usize::MAX, |json| json.len());
+            if size > Self::MAX_METADATA_BYTES {
+                bad.add(
+                    "invite.metadata",
+                    format!("must be at most {} bytes as JSON", Self::MAX_METADATA_BYTES),
+                );
+            }
+        }
+        bad.into_result()?;
+        let (
+            Some(target_type),
+            Some(target_id),
+            Some(inviter_id),
+            Some(role),
+            Some(invitee),
+            Some(max_uses),
+        ) = (target_type, target_id, inviter_id, role, invitee, max_uses)
+        else {
+            unreachable!("every missing part recorded a violation");
+        };
+        if inviter_id != caller.user_id && !caller.is_admin {
+            return Err(InviteError::NotAdmin);
+        }
+        Ok(Invite {
+            id,
+            target_type,
+            target_id,
+            inviter_id,
+            invitee,
+            role,
+            status: InviteStatus::Pending,
+            starts_at: draft.starts_at,
+            expires_at,
+            max_uses,
+            use_count: 0,
+            metadata: draft.metadata,
+            accepted_by: None,
+            accepted_at: None,
+            rejected_at: None,
+            revoked_by: None,
+            revoked_at: None,
+            revoke_reason: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            last_sequence: 0,
+        })
+    }
+
+    pub fn etag(&self) -> String {
+        self.version.to_string()
+    }
+
+    pub fn is_open_link(&self) -> bool {
+        matches!(self.invitee, Invitee::OpenLink { .. })
+    }
+
+    /// The sequence for the event of the change just made.
+    pub fn next_sequence(&mut self) -> i64 {
+        self.last_sequence += 1;
+        self.last_sequence
+    }
+
+    fn standing(&self, caller: &Caller) -> Standing {
+        if caller.is_admin {
+            Standing::Admin
+        } else if self.inviter_id == caller.user_id {
+            Standing::Inviter
+        } else if !self.is_open_link() && self.invitee.includes(caller) {
+            Standing::Invitee
+        } else {
+            Standing::Stranger
+        }
+    }
+
+    /// Whether the caller may see the invite by id. Open links are seen by
+    /// their inviter (and admins) only: holding a token is not an identity.
+    pub fn ensure_visible(&self, caller: &Caller) -> Result<(), InviteError> {
+        match self.standing(caller) {
+            Standing::Stranger => Err(InviteError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    /// Revoking, deleting (and, later, updating and resending) belong to the
+    /// inviter and to admins.
+    pub fn ensure_manageable(&self, caller: &Caller) -> Result<(), InviteError> {
+        match self.standing(caller) {
+            Standing::Admin | Standing::Inviter => Ok(()),
+            Standing::Invitee => Err(InviteError::NotInviter),
+            Standing::Stranger => Err(InviteError::NotFound),
+        }
+    }
+
+    /// Acceptance is personal: admins too must be the invitee. A caller who is
+    /// not, and who may not see the invite by id, is told it does not exist.
+    fn ensure_invitee(&self, caller: &Caller, via: Reference) -> Result<(), InviteError> {
+        if self.invitee.includes(caller) {
+            return Ok(());
+        }
+        match (via, self.standing(caller)) {
+            (Reference::Id, Standing::Stranger) => Err(InviteError::NotFound),
+            _ => Err(InviteError::InviteeMismatch),
+        }
+    }
+
+    /// Pending and not past its expiry (whether or not the sweep has run).
+    fn ensure_pending(&self, now: DateTime<Utc>) -> Result<(), InviteError> {
+        match self.status {
+            InviteStatus::Pending if now >= self.expires_at => Err(InviteError::Expired),
+            InviteStatus::Pending => Ok(()),
+            InviteStatus::Expired => Err(InviteError::Expired),
+            InviteStatus::Accepted | InviteStatus::Rejected | InviteStatus::Revoked => {
+                Err(InviteError::NotPending)
+            }
+        }
+    }
+
+    /// Checks, in the contract's order: the caller is the invitee; a repeat by
+    /// the same user is answered with the first acceptance; pending; inside
+    /// its window; uses left.
+    pub fn accept(
+        &mut self,
+        caller: &Caller,
+        via: Reference,
+        already_accepted_by_caller: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Acceptance, InviteError> {
+        self.ensure_invitee(caller, via)?;
+        if already_accepted_by_caller {
+            return Ok(Acceptance::Repeated);
+        }
+        match self.ensure_pending(now) {
+            // A single-use invite someone else accepted is used up, not
+            // refused for another reason.
+            Err(InviteError::NotPending) if self.status == InviteStatus::Accepted => {
+                return Err(InviteError::Exhausted);
+            }
+            other => other?,
+        }
+        if self.starts_at.is_some_and(|starts_at| now < starts_at) {
+            return Err(InviteError::NotYetValid);
+        }
+        if self.max_uses != 0 && self.use_count >= self.max_uses {
+            return Err(InviteError::Exhausted);
+        }
+        self.use_count += 1;
+        self.accepted_by = Some(caller.user_id.clone());
+        self.accepted_at = Some(now);
+        if self.max_uses != 0 && self.use_count == self.max_uses {
+            self.status = InviteStatus::Accepted;
+        }
+        self.touch(now);
+        Ok(Acceptance::New)
+    }
+
+    pub fn reject(
+        &mut self,
+        caller: &Caller,
+        via: Reference,
+        now: DateTime<Utc>,
+    ) -> Result<(), InviteError> {
+        if self.is_open_link() {
+            // Nobody in particular was invited, so nobody can decline for all.
+            return match self.ensure_visible(caller) {
+                Ok(()) => Err(InviteError::OpenLinkNotRejectable),
+                Err(_) if via == Reference::Token => Err(InviteError::OpenLinkNotRejectable),
+                Err(hidden) => Err(hidden),
+            };
+        }
+        self.ensure_invitee(caller, via)?;
+        self.ensure_pending(now)?;
+        self.status = InviteStatus::Rejected;
+        self.rejected_at = Some(now);
+        self.touch(now);
+        Ok(())
+    }
+
+    pub fn revoke(
+        &mut self,
+        caller: &Caller,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), InviteError> {
+        if reason.chars().count() > Self::MAX_REASON_CHARS {
+            return Err(InviteError::invalid(
+                "reason",
+                format!("must be at most {} characters", Self::MAX_REASON_CHARS),
+            ));
+        }
+        self.ensure_manageable(caller)?;
+        self.ensure_pending(now)?;
+        self.status = InviteStatus::Revoked;
+        self.revoked_by = Some(caller.user_id.clone());
+        self.revoked_at = Some(now);
+        self.revoke_reason = (!reason.is_empty()).then(|| reason.to_owned());
+        self.touch(now);
+        Ok(())
+    }
+
+    fn touch(&mut self, now: DateTime<Utc>) {
+        self.updated_at = now;
+        self.version += 1;
+    }
+}
+
+fn parse_domains(raw: &[String], bad: &mut Violations) -> Vec<EmailDomain> {
+    const FIELD: &str = "invite.allowed_email_domains";
+    if raw.len() > Invite::MAX_ALLOWED_DOMAINS {
+        bad.add(
+            FIELD,
+            format!("must list at most {} domains", Invite::MAX_ALLOWED_DOMAINS),
+        );
+        return Vec::new();
+    }
+    raw.iter()
+        .filter_map(|domain| bad.check(FIELD, EmailDomain::parse(domain)))
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "invite_tests.rs"]
+mod tests;

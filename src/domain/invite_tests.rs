@@ -1,0 +1,426 @@
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::{Caller, Email, Id, InviteError};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
+}
+
+fn policy() -> Policy {
+    Policy {
+        default_ttl: Duration::days(7),
+    }
+}
+
+fn user(id: &str) -> Caller {
+    Caller {
+        user_id: Id::parse(id).unwrap(),
+        verified_email: None,
+        verified_phone: None,
+        is_admin: false,
+    }
+}
+
+fn with_email(id: &str, email: &str) -> Caller {
+    Caller {
+        verified_email: Some(Email::parse(email).unwrap()),
+        ..user(id)
+    }
+}
+
+fn admin() -> Caller {
+    Caller {
+        is_admin: true,
+        ..user("svc-admin")
+    }
+}
+
+fn draft(invitee: DraftInvitee) -> InviteDraft {
+    InviteDraft {
+        target_type: "organization".into(),
+        target_id: "org-1".into(),
+        invitee,
+        ..Default::default()
+    }
+}
+
+fn email_invite() -> Invite {
+    let d = draft(DraftInvitee::Email("Bob@Example.org".into()));
+    Invite::create(d, &user("alice"), now(), &policy(), Uuid::now_v7()).unwrap()
+}
+
+fn open_link(max_uses: i32) -> Invite {
+    let d = InviteDraft {
+        max_uses: Some(max_uses),
+        ..draft(DraftInvitee::None)
+    };
+    Invite::create(d, &user("alice"), now(), &policy(), Uuid::now_v7()).unwrap()
+}
+
+fn violations(result: Result<Invite, InviteError>) -> Vec<String> {
+    match result {
+        Err(InviteError::Invalid(v)) => v.into_iter().map(|v| v.field).collect(),
+        other => panic!("expected invalid fields, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_new_invite_is_pending_with_defaults() {
+    let invite = email_invite();
+    assert_eq!(invite.status, InviteStatus::Pending);
+    assert_eq!(invite.role.as_str(), "member");
+    assert_eq!(invite.inviter_id.as_str(), "alice");
+    assert_eq!(invite.expires_at, now() + Duration::days(7));
+    assert_eq!(invite.max_uses, 1);
+    assert_eq!(
+        invite.invitee.key().as_deref(),
+        Some("email:bob@example.org")
+    );
+}
+
+#[test]
+fn every_bad_field_of_a_draft_is_reported_at_once() {
+    let d = InviteDraft {
+        target_type: "Org".into(),
+        target_id: "".into(),
+        role: "Admin!".into(),
+        expires_at: Some(now() - Duration::seconds(1)),
+        ..draft(DraftInvitee::Email("not-an-email".into()))
+    };
+    let fields = violations(Invite::create(
+        d,
+        &user("alice"),
+        now(),
+        &policy(),
+        Uuid::now_v7(),
+    ));
+    assert_eq!(
+        fields,
+        [
+            "invite.target_type",
+            "invite.target_id",
+            "invite.role",
+            "invite.invitee_email",
+            "invite.expires_at"
+        ]
+    );
+}
+
+#[test]
+fn starts_at_must_come_before_expires_at() {
+    let d = InviteDraft {
+        starts_at: Some(now() + Duration::days(8)),
+        ..draft(DraftInvitee::UserId("bob".into()))
+    };
+    let fields = violations(Invite::create(
+        d,
+        &user("alice"),
+        now(),
+        &policy(),
+        Uuid::now_v7(),
+    ));
+    assert_eq!(fields, ["invite.starts_at"]);
+}
+
+#[test]
+fn only_open_links_take_several_uses_or_allowed_domains() {
+    let d = InviteDraft {
+        max_uses: Some(5),
+        allowed_email_domains: vec!["example.org".into()],
+        ..draft(DraftInvitee::UserId("bob".into()))
+    };
+    let fields = violations(Invite::create(
+        d,
+        &user("alice"),
+        now(),
+        &policy(),
+        Uuid::now_v7(),
+    ));
+    assert_eq!(fields, ["invite.allowed_email_domains", "invite.max_uses"]);
+}
+
+#[test]
+fn oversized_metadata_is_refused() {
+    let d = InviteDraft {
+        metadata: Some(serde_json::json!({ "blob": "x".repeat(17 * 1024) })),
+        ..draft(DraftInvitee::UserId("bob".into()))
+    };
+    let fields = violations(Invite::create(
+        d,
+        &user("alice"),
+        now(),
+        &policy(),
+        Uuid::now_v7(),
+    ));
+    assert_eq!(fields, ["invite.metadata"]);
+}
+
+#[test]
+fn only_admins_create_on_behalf_of_another_inviter() {
+    let d = InviteDraft {
+        inviter_id: "carol".into(),
+        ..draft(DraftInvitee::UserId("bob".into()))
+    };
+    let refused = Invite::create(d.clone(), &user("alice"), now(), &policy(), Uuid::now_v7());
+    assert_eq!(refused.unwrap_err(), InviteError::NotAdmin);
+    let made = Invite::create(d, &admin(), now(), &policy(), Uuid::now_v7()).unwrap();
+    assert_eq!(made.inviter_id.as_str(), "carol");
+}
+
+#[test]
+fn the_invitee_accepts_with_their_verified_email_in_any_case() {
+    let mut invite = email_invite();
+    let bob = with_email("bob", "BOB@example.ORG");
+    let later = now() + Duration::hours(1);
+    assert_eq!(
+        invite.accept(&bob, Reference::Token, false, later),
+        Ok(Acceptance::New)
+    );
+    assert_eq!(invite.status, InviteStatus::Accepted);
+    assert_eq!(invite.accepted_by.as_ref().map(Id::as_str), Some("bob"));
+    assert_eq!(invite.accepted_at, Some(later));
+    assert_eq!(invite.version, 2);
+}
+
+#[test]
+fn accepting_again_by_the_same_user_changes_nothing() {
+    let mut invite = email_invite();
+    let bob = with_email("bob", "bob@example.org");
+    invite.accept(&bob, Reference::Id, false, now()).unwrap();
+    let before = invite.clone();
+    assert_eq!(
+        invite.accept(&bob, Reference::Id, true, now()),
+        Ok(Acceptance::Repeated)
+    );
+    assert_eq!(invite, before);
+}
+
+#[test]
+fn someone_else_holding_the_token_is_told_they_are_not_the_invitee() {
+    let mut invite = email_invite();
+    let mallory = with_email("mallory", "mallory@example.org");
+    let result = invite.accept(&mallory, Reference::Token, false, now());
+    assert_eq!(result, Err(InviteError::InviteeMismatch));
+}
+
+#[test]
+fn a_stranger_naming_the_invite_by_id_is_told_it_does_not_exist() {
+    let mut invite = email_invite();
+    let result = invite.accept(&user("mallory"), Reference::Id, false, now());
+    assert_eq!(result, Err(InviteError::NotFound));
+}
+
+#[test]
+fn the_inviter_cannot_accept_their_own_email_invite() {
+    let mut invite = email_invite();
+    let result = invite.accept(&user("alice"), Reference::Id, false, now());
+    assert_eq!(result, Err(InviteError::InviteeMismatch));
+}
+
+#[test]
+fn an_unverified_email_does_not_identify_the_invitee() {
+    let mut invite = email_invite();
+    // `user` carries no verified email, as a token with email_verified false.
+    let result = invite.accept(&user("bob"), Reference::Token, false, now());
+    assert_eq!(result, Err(InviteError::InviteeMismatch));
+}
+
+#[test]
+fn the_invitee_is_checked_before_the_invite_state() {
+    let mut invite = email_invite();
+    invite.revoke(&user("alice"), "", now()).unwrap();
+    let result = invite.accept(&user("mallory"), Reference::Token, false, now());
+    assert_eq!(result, Err(InviteError::InviteeMismatch));
+}
+
+#[test]
+fn accepting_a_revoked_invite_fails_as_not_pending() {
+    let mut invite = email_invite();
+    invite
+        .revoke(&user("alice"), "sent by mistake", now())
+        .unwrap();
+    let bob = with_email("bob", "bob@example.org");
+    let result = invite.accept(&bob, Reference::Token, false, now());
+    assert_eq!(result, Err(InviteError::NotPending));
+    assert_eq!(invite.revoke_reason.as_deref(), Some("sent by mistake"));
+}
+
+#[test]
+fn accepting_after_expiry_fails_even_before_the_sweep() {
+    let mut invite = email_invite();
+    let bob = with_email("bob", "bob@example.org");
+    let result = invite.accept(&bob, Reference::Token, false, invite.expires_at);
+    assert_eq!(result, Err(InviteError::Expired));
+    invite.status = InviteStatus::Expired;
+    assert_eq!(
+        invite.accept(&bob, Reference::Token, false, now()),
+        Err(InviteError::Expired)
+    );
+}
+
+#[test]
+fn accepting_before_starts_at_fails_as_not_yet_valid() {
+    let d = InviteDraft {
+        starts_at: Some(now() + Duration::hours(2)),
+        ..draft(DraftInvitee::UserId("bob".into()))
+    };
+    let mut invite = Invite::create(d, &user("alice"), now(), &policy(), Uuid::now_v7()).unwrap();
+    let result = invite.accept(
+        &user("bob"),
+        Reference::Id,
+        false,
+        now() + Duration::hours(1),
+    );
+    assert_eq!(result, Err(InviteError::NotYetValid));
+    let result = invite.accept(
+        &user("bob"),
+        Reference::Id,
+        false,
+        now() + Duration::hours(2),
+    );
+    assert_eq!(result, Ok(Acceptance::New));
+}
+
+#[test]
+fn a_single_use_open_link_is_used_up_by_its_first_user() {
+    let mut link = open_link(1);
+    assert_eq!(
+        link.accept(&user("u1"), Reference::Token, false, now()),
+        Ok(Acceptance::New)
+    );
+    assert_eq!(link.status, InviteStatus::Accepted);
+    let second = link.accept(&user("u2"), Reference::Token, false, now());
+    assert_eq!(second, Err(InviteError::Exhausted));
+}
+
+#[test]
+fn a_multi_use_link_stays_pending_until_its_last_use() {
+    let mut link = open_link(3);
+    for (n, id) in ["u1", "u2", "u3"].into_iter().enumerate() {
+        assert_eq!(link.status, InviteStatus::Pending, "before use {n}");
+        link.accept(&user(id), Reference::Token, false, now())
+            .unwrap();
+    }
+    assert_eq!(link.status, InviteStatus::Accepted);
+    assert_eq!(link.use_count, 3);
+}
+
+#[test]
+fn an_unlimited_link_never_runs_out() {
+    let mut link = open_link(0);
+    for n in 0..100 {
+        link.accept(&user(&format!("u{n}")), Reference::Token, false, now())
+            .unwrap();
+    }
+    assert_eq!(link.status, InviteStatus::Pending);
+    assert_eq!(link.use_count, 100);
+}
+
+#[test]
+fn an_open_link_restricted_to_domains_admits_only_verified_emails_there() {
+    let d = InviteDraft {
+        max_uses: Some(0),
+        allowed_email_domains: vec!["Example.org".into()],
+        ..draft(DraftInvitee::None)
+    };
+    let mut link = Invite::create(d, &user("alice"), now(), &policy(), Uuid::now_v7()).unwrap();
+    let outsider = with_email("eve", "eve@elsewhere.org");
+    assert_eq!(
+        link.accept(&outsider, Reference::Token, false, now()),
+        Err(InviteError::InviteeMismatch)
+    );
+    assert_eq!(
+        link.accept(&user("anon"), Reference::Token, false, now()),
+        Err(InviteError::InviteeMismatch)
+    );
+    let insider = with_email("bob", "bob@EXAMPLE.org");
+    assert_eq!(
+        link.accept(&insider, Reference::Token, false, now()),
+        Ok(Acceptance::New)
+    );
+}
+
+#[test]
+fn the_invitee_rejects_a_pending_invite() {
+    let mut invite = email_invite();
+    let bob = with_email("bob", "bob@example.org");
+    invite.reject(&bob, Reference::Id, now()).unwrap();
+    assert_eq!(invite.status, InviteStatus::Rejected);
+    assert_eq!(invite.rejected_at, Some(now()));
+    assert_eq!(
+        invite.reject(&bob, Reference::Id, now()),
+        Err(InviteError::NotPending)
+    );
+}
+
+#[test]
+fn an_open_link_cannot_be_rejected() {
+    let mut link = open_link(1);
+    assert_eq!(
+        link.reject(&user("u1"), Reference::Token, now()),
+        Err(InviteError::OpenLinkNotRejectable)
+    );
+    assert_eq!(
+        link.reject(&user("u1"), Reference::Id, now()),
+        Err(InviteError::NotFound)
+    );
+}
+
+#[test]
+fn only_the_inviter_or_an_admin_revokes() {
+    let mut invite = email_invite();
+    let bob = with_email("bob", "bob@example.org");
+    assert_eq!(invite.revoke(&bob, "", now()), Err(InviteError::NotInviter));
+    assert_eq!(
+        invite.revoke(&user("mallory"), "", now()),
+        Err(InviteError::NotFound)
+    );
+    invite.revoke(&admin(), "", now()).unwrap();
+    assert_eq!(
+        invite.revoked_by.as_ref().map(Id::as_str),
+        Some("svc-admin")
+    );
+    assert_eq!(
+        invite.revoke(&admin(), "", now()),
+        Err(InviteError::NotPending)
+    );
+}
+
+#[test]
+fn a_revoke_reason_is_limited() {
+    let mut invite = email_invite();
+    let long = "x".repeat(513);
+    assert!(matches!(
+        invite.revoke(&user("alice"), &long, now()),
+        Err(InviteError::Invalid(_))
+    ));
+}
+
+#[test]
+fn visibility_follows_who_sent_and_who_received() {
+    let invite = email_invite();
+    assert!(invite.ensure_visible(&user("alice")).is_ok());
+    assert!(
+        invite
+            .ensure_visible(&with_email("bob", "bob@example.org"))
+            .is_ok()
+    );
+    assert!(invite.ensure_visible(&admin()).is_ok());
+    assert_eq!(
+        invite.ensure_visible(&user("mallory")),
+        Err(InviteError::NotFound)
+    );
+    assert_eq!(
+        open_link(1).ensure_visible(&user("u1")),
+        Err(InviteError::NotFound)
+    );
+}
+
+#[test]
+fn sequences_count_from_one_without_gaps() {
+    let mut invite = email_invite();
+    assert_eq!(invite.next_sequence(), 1);
+    assert_eq!(invite.next_sequence(), 2);
+}

@@ -1,0 +1,53 @@
+//! The one error type of the use cases. The transport turns it into a gRPC
+//! status in `grpc::status`; nothing else decides codes.
+
+use sea_orm::{DbErr, RuntimeErr, sqlx};
+
+use crate::domain::InviteError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A rule refused the request: the caller can act on it.
+    #[error(transparent)]
+    Rule(#[from] InviteError),
+    /// The database cannot be reached (or is not migrated yet): retry later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or a broken invariant. Logged with its cause, never sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<DbErr> for Error {
+    fn from(err: DbErr) -> Self {
+        if is_unreachable(&err) {
+            Self::Unavailable(err.to_string())
+        } else {
+            Self::Internal(anyhow::Error::new(err).context("database query failed"))
+        }
+    }
+}
+
+/// Whether the database is down or unreachable, rather than the query wrong.
+fn is_unreachable(err: &DbErr) -> bool {
+    let sqlx_err = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match sqlx_err.as_ref() {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL shutting down or refusing: admin_shutdown, crash_shutdown,
+        // cannot_connect_now, too_many_connections.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")),
+        _ => false,
+    }
+}

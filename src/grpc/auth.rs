@@ -1,0 +1,331 @@
+//! Bearer JWT authentication: who the caller is, for every InviteService call.
+//! Health and reflection are served without it.
+
+use std::sync::Arc;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tonic::{Request, Status, service::Interceptor};
+
+use crate::domain::{Caller, Email, Id, Phone};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("missing bearer token: send `authorization: Bearer <JWT>`")]
+    Missing,
+    #[error("the authorization header is not `Bearer <JWT>`")]
+    Malformed,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid: {0}")]
+    Invalid(String),
+    #[error("the token's sub {0}")]
+    BadSubject(String),
+}
+
+impl AuthError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "MISSING_TOKEN",
+            Self::Malformed => "MALFORMED_AUTHORIZATION",
+            Self::Expired => "TOKEN_EXPIRED",
+            Self::Invalid(_) => "INVALID_TOKEN",
+            Self::BadSubject(_) => "INVALID_SUBJECT",
+        }
+    }
+}
+
+/// The claims this service reads (and `token` writes). `email_verified` and
+/// `phone_number_verified` are the OpenID Connect standard claims.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub email_verified: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub phone_number_verified: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// How tokens are checked.
+pub enum VerifyingKey {
+    /// HS256.
+    Secret(Vec<u8>),
+    /// RS256 or ES256, from the PEM's key type.
+    PublicKeyPem(Vec<u8>),
+}
+
+#[derive(Clone)]
+pub struct Authenticator {
+    inner: Arc<(DecodingKey, Validation)>,
+}
+
+impl Authenticator {
+    pub fn new(
+        key: VerifyingKey,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let (decoding_key, algorithm) = match key {
+            VerifyingKey::Secret(secret) => (DecodingKey::from_secret(&secret), Algorithm::HS256),
+            VerifyingKey::PublicKeyPem(pem) => match DecodingKey::from_rsa_pem(&pem) {
+                Ok(key) => (key, Algorithm::RS256),
+                Err(_) => (
+                    DecodingKey::from_ec_pem(&pem).map_err(|_| {
+                        anyhow::anyhow!("the JWT public key is neither an RSA nor an EC (P-256) public key in PEM")
+                    })?,
+                    Algorithm::ES256,
+                ),
+            },
+        };
+        let mut validation = Validation::new(algorithm);
+        // jsonwebtoken checks iss and aud only when the token has them: a
+        // configured one must also be required, or leaving it out would pass.
+        let mut required = vec!["exp", "sub"];
+        match audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        if let Some(issuer) = issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
+        Ok(Self {
+            inner: Arc::new((decoding_key, validation)),
+        })
+    }
+
+    /// The caller a `Bearer` header names, or why not.
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Caller, AuthError> {
+        let header = header.ok_or(AuthError::Missing)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Malformed)?;
+        let (key, validation) = &*self.inner;
+        let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
+            .map_err(|err| match err.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid(err.to_string()),
+            })?
+            .claims;
+        let user_id = Id::parse(&claims.sub).map_err(AuthError::BadSubject)?;
+        // An unverified or malformed address identifies nobody; the caller is
+        // still authenticated by `sub`.
+        let verified_email = claims
+            .email
+            .filter(|_| claims.email_verified)
+            .and_then(|raw| Email::parse(&raw).ok());
+        let verified_phone = claims
+            .phone_number
+            .filter(|_| claims.phone_number_verified)
+            .and_then(|raw| Phone::parse(&raw).ok());
+        let is_admin = claims
+            .scope
+            .is_some_and(|scope| scope.split_whitespace().any(|s| s == Caller::ADMIN_SCOPE));
+        Ok(Caller {
+            user_id,
+            verified_email,
+            verified_phone,
+            is_admin,
+        })
+    }
+}
+
+/// Puts the authenticated [`Caller`] into the request's extensions.
+impl Interceptor for Authenticator {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .map(|value| value.to_str().map_err(|_| AuthError::Malformed))
+            .transpose()?;
+        let caller = self.authenticate(header)?;
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+}
+
+/// What `invite-service token` mints: an HS256 development token.
+pub struct TokenRequest<'a> {
+    pub sub: &'a str,
+    pub email: Option<&'a str>,
+    pub admin: bool,
+    pub ttl: std::time::Duration,
+    pub issuer: Option<&'a str>,
+    pub audience: Option<&'a str>,
+}
+
+pub fn mint(secret: &[u8], request: &TokenRequest<'_>) -> anyhow::Result<String> {
+    Id::parse(request.sub).map_err(|why| anyhow::anyhow!("--sub {why}"))?;
+    if let Some(email) = request.email {
+        Email::parse(email).map_err(|why| anyhow::anyhow!("--email {why}"))?;
+    }
+    let exp = jsonwebtoken::get_current_timestamp() + request.ttl.as_secs();
+    let claims = Claims {
+        sub: request.sub.to_owned(),
+        exp,
+        email: request.email.map(str::to_owned),
+        email_verified: request.email.is_some(),
+        phone_number: None,
+        phone_number_verified: false,
+        scope: request.admin.then(|| Caller::ADMIN_SCOPE.to_owned()),
+        iss: request.issuer.map(str::to_owned),
+        aud: request.audience.map(str::to_owned),
+    };
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const SECRET: &[u8] = b"test-secret-test-secret-test-secret";
+
+    fn token(sub: &str, email: Option<&str>, admin: bool) -> String {
+        let request = TokenRequest {
+            sub,
+            email,
+            admin,
+            ttl: Duration::from_secs(60),
+            issuer: None,
+            audience: None,
+        };
+        format!("Bearer {}", mint(SECRET, &request).unwrap())
+    }
+
+    fn authenticator() -> Authenticator {
+        Authenticator::new(VerifyingKey::Secret(SECRET.to_vec()), None, None).unwrap()
+    }
+
+    #[test]
+    fn a_minted_token_names_its_caller() {
+        let caller = authenticator()
+            .authenticate(Some(&token("alice", Some("Alice@Example.org"), true)))
+            .unwrap();
+        assert_eq!(caller.user_id.as_str(), "alice");
+        assert_eq!(
+            caller.verified_email.unwrap().normalized(),
+            "alice@example.org"
+        );
+        assert!(caller.is_admin);
+    }
+
+    #[test]
+    fn missing_and_malformed_headers_are_refused() {
+        let auth = authenticator();
+        assert_eq!(auth.authenticate(None).unwrap_err(), AuthError::Missing);
+        assert_eq!(
+            auth.authenticate(Some("Basic x")).unwrap_err(),
+            AuthError::Malformed
+        );
+        assert!(matches!(
+            auth.authenticate(Some("Bearer abc")),
+            Err(AuthError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_is_refused() {
+        let other =
+            Authenticator::new(VerifyingKey::Secret(b"other".to_vec()), None, None).unwrap();
+        let header = token("alice", None, false);
+        assert!(matches!(
+            other.authenticate(Some(&header)),
+            Err(AuthError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_sub_outside_the_id_rule_is_refused() {
+        let claims = Claims {
+            sub: "has space".into(),
+            exp: jsonwebtoken::get_current_timestamp() + 60,
+            email: None,
+            email_verified: false,
+            phone_number: None,
+            phone_number_verified: false,
+            scope: None,
+            iss: None,
+            aud: None,
+        };
+        let jwt = jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        let result = authenticator().authenticate(Some(&format!("Bearer {jwt}")));
+        assert!(matches!(result, Err(AuthError::BadSubject(_))));
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let claims = Claims {
+            sub: "alice".into(),
+            exp: jsonwebtoken::get_current_timestamp() - 3600,
+            email: None,
+            email_verified: false,
+            phone_number: None,
+            phone_number_verified: false,
+            scope: None,
+            iss: None,
+            aud: None,
+        };
+        let jwt = jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        let result = authenticator().authenticate(Some(&format!("Bearer {jwt}")));
+        assert_eq!(result.unwrap_err(), AuthError::Expired);
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_when_configured() {
+        let strict = Authenticator::new(
+            VerifyingKey::Secret(SECRET.to_vec()),
+            Some("https://id.example"),
+            Some("invites"),
+        )
+        .unwrap();
+        assert!(
+            strict
+                .authenticate(Some(&token("alice", None, false)))
+                .is_err()
+        );
+        let request = TokenRequest {
+            sub: "alice",
+            email: None,
+            admin: false,
+            ttl: Duration::from_secs(60),
+            issuer: Some("https://id.example"),
+            audience: Some("invites"),
+        };
+        let jwt = mint(SECRET, &request).unwrap();
+        assert!(strict.authenticate(Some(&format!("Bearer {jwt}"))).is_ok());
+    }
+}

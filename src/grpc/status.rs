@@ -1,0 +1,139 @@
+//! The one place where errors become gRPC statuses: a code, a message the
+//! caller can read, and rich details (`ErrorInfo` with a stable reason,
+//! `BadRequest` with every bad field).
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use super::auth::AuthError;
+use crate::{domain::InviteError, error::Error};
+
+/// The `ErrorInfo.domain` of every error this service returns.
+pub const ERROR_DOMAIN: &str = "invites.v1";
+
+fn with_reason(code: Code, message: impl Into<String>, reason: &str) -> Status {
+    let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    Status::with_error_details(code, message, details)
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Rule(rule) => rule.into(),
+            Error::Unavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                with_reason(
+                    Code::Unavailable,
+                    "the invite store is unavailable; retry later",
+                    "DATABASE_UNAVAILABLE",
+                )
+            }
+            Error::Internal(cause) => {
+                // The cause chain goes to the log, never to the caller.
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+                with_reason(Code::Internal, "internal error", "INTERNAL")
+            }
+        }
+    }
+}
+
+impl From<InviteError> for Status {
+    fn from(err: InviteError) -> Self {
+        let code = match &err {
+            InviteError::Invalid(violations) => {
+                let mut details = ErrorDetails::new();
+                details.set_error_info(err.reason(), ERROR_DOMAIN, HashMap::new());
+                for violation in violations {
+                    details.add_bad_request_violation(&violation.field, &violation.description);
+                }
+                let summary = violations
+                    .iter()
+                    .map(|v| format!("{} {}", v.field, v.description))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Status::with_error_details(Code::InvalidArgument, summary, details);
+            }
+            InviteError::NotFound => Code::NotFound,
+            InviteError::InviteeMismatch | InviteError::NotInviter | InviteError::NotAdmin => {
+                Code::PermissionDenied
+            }
+            InviteError::NotPending
+            | InviteError::Expired
+            | InviteError::NotYetValid
+            | InviteError::Exhausted
+            | InviteError::OpenLinkNotRejectable => Code::FailedPrecondition,
+            InviteError::AlreadyExists => Code::AlreadyExists,
+        };
+        with_reason(code, err.to_string(), err.reason())
+    }
+}
+
+impl From<AuthError> for Status {
+    fn from(err: AuthError) -> Self {
+        with_reason(Code::Unauthenticated, err.to_string(), err.reason())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::FieldViolation;
+
+    #[test]
+    fn invalid_input_lists_every_field_and_a_reason() {
+        let err = InviteError::Invalid(vec![
+            FieldViolation::new("invite.target_id", "must not be empty"),
+            FieldViolation::new("invite.role", "must be a lower-case identifier"),
+        ]);
+        let status = Status::from(err);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let fields: Vec<_> = details
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
+        assert_eq!(fields, ["invite.target_id", "invite.role"]);
+        assert_eq!(details.error_info().unwrap().reason, "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn rule_refusals_carry_their_reason() {
+        for (err, code, reason) in [
+            (
+                InviteError::Expired,
+                Code::FailedPrecondition,
+                "INVITE_EXPIRED",
+            ),
+            (
+                InviteError::InviteeMismatch,
+                Code::PermissionDenied,
+                "INVITEE_MISMATCH",
+            ),
+            (InviteError::NotFound, Code::NotFound, "INVITE_NOT_FOUND"),
+            (
+                InviteError::AlreadyExists,
+                Code::AlreadyExists,
+                "INVITE_ALREADY_EXISTS",
+            ),
+        ] {
+            let status = Status::from(err);
+            assert_eq!(status.code(), code);
+            assert_eq!(
+                status.get_error_details().error_info().unwrap().reason,
+                reason
+            );
+        }
+    }
+
+    #[test]
+    fn internal_errors_never_show_their_cause() {
+        let status = Status::from(Error::Internal(anyhow::anyhow!("secret table xyz broke")));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("xyz"));
+    }
+}

@@ -1,0 +1,50 @@
+use clap::Parser as _;
+use invite_service::{
+    cli,
+    config::{Cli, Command, EventsCommand},
+    startup::Application,
+    telemetry,
+};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Cli { settings, command } = Cli::parse();
+    telemetry::init();
+    match command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            tracing::info!(listen = %app.local_addr(), "serving invites.v1.InviteService");
+            app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Migrate => cli::migrate(&settings).await,
+        Command::Token {
+            sub,
+            email,
+            admin,
+            ttl,
+        } => cli::token(&settings, &sub, email.as_deref(), admin, ttl),
+        Command::Events {
+            command: EventsCommand::Tail { binding },
+        } => cli::events_tail(&settings, &binding).await,
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

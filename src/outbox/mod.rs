@@ -1,0 +1,67 @@
+//! The transactional outbox: a use case writes its event in the transaction
+//! that changes the invite; the relay publishes it once committed.
+
+pub mod relay;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use prost::Message as _;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::{
+    domain::{EventKind, Id, Invite, InviteToken},
+    pb,
+    store::NewEvent,
+};
+
+/// The event of a change just made to `invite`: takes the invite's next
+/// sequence number, so the caller must save the invite after this.
+pub fn event_for(
+    kind: EventKind,
+    invite: &mut Invite,
+    actor: Option<&Id>,
+    token_to_send: Option<&InviteToken>,
+    now: DateTime<Utc>,
+) -> NewEvent {
+    let sequence = invite.next_sequence();
+    let id = Uuid::now_v7();
+    let actor_id = actor.map(ToString::to_string).unwrap_or_default();
+    let body = pb::InviteEvent {
+        event_id: id.to_string(),
+        r#type: pb::InviteEventType::from(kind).into(),
+        occurred_at: Some(pb::timestamp(now)),
+        actor_id: actor_id.clone(),
+        sequence,
+        invite: Some(pb::Invite::from(&*invite)),
+        // Added by the relay at publish time, so the history never holds it.
+        token: String::new(),
+    };
+    NewEvent {
+        id,
+        invite_id: invite.id,
+        sequence,
+        kind,
+        actor_id,
+        occurred_at: now,
+        payload: body.encode_to_vec(),
+        token: token_to_send.map(|t| t.expose().to_owned()),
+    }
+}
+
+/// Wakes the relay when a transaction with an event commits, so events leave
+/// within milliseconds rather than at the next poll.
+#[derive(Clone, Default)]
+pub struct RelayWakeup(Arc<Notify>);
+
+impl RelayWakeup {
+    pub fn wake(&self) {
+        // A permit is stored when the relay is busy, so no wake-up is lost.
+        self.0.notify_one();
+    }
+
+    pub async fn woken(&self) {
+        self.0.notified().await;
+    }
+}

@@ -1,0 +1,278 @@
+//! Wiring: `Application::build` binds, opens the store and resolves the JWT
+//! key; `run_until_stopped` serves until the shutdown signal, then drains.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use tokio::{net::TcpListener, sync::watch, time::Instant};
+use tonic::transport::{Server, server::TcpIncoming};
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::{
+    app::Invites,
+    config::Settings,
+    domain::Policy,
+    grpc::{
+        InviteApi,
+        auth::{Authenticator, VerifyingKey},
+    },
+    outbox::{RelayWakeup, relay::Relay},
+    pb::{self, invite_service_server::InviteServiceServer},
+    store::{self, Store},
+};
+
+const SERVICE_NAME: &str = "invites.v1.InviteService";
+const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+pub struct Application {
+    listener: TcpListener,
+    store: Store,
+    authenticator: Authenticator,
+    settings: Settings,
+}
+
+impl Application {
+    /// Everything that can fail because of configuration fails here, before
+    /// serving. The database is not needed yet: see `run_until_stopped`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let authenticator = authenticator(&settings)?;
+        let store = Store::open(&settings.database_url)
+            .await
+            .context("--database-url / DATABASE_URL is not usable")?;
+        let listener = TcpListener::bind(settings.listen).await.with_context(|| {
+            format!(
+                "cannot listen on {} (--listen / INVITES_LISTEN)",
+                settings.listen
+            )
+        })?;
+        Ok(Self {
+            listener,
+            store,
+            authenticator,
+            settings,
+        })
+    }
+
+    /// The bound address: with `--listen 127.0.0.1:0`, the port picked.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then: NOT_SERVING, drain in-flight
+    /// calls, flush the relay, all within the drain timeout.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            store,
+            authenticator,
+            settings,
+        } = self;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        set_health(&health, ServingStatus::NotServing).await;
+        let (stop_tx, stop_rx) = watch::channel(false);
+
+        let supervisor = tokio::spawn(supervise_database(
+            store.clone(),
+            health.clone(),
+            stop_rx.clone(),
+        ));
+        let wakeup = RelayWakeup::default();
+        let relay = Relay::new(
+            store.clone(),
+            settings.amqp_url.clone(),
+            settings.exchange.clone(),
+            wakeup.clone(),
+        );
+        let relay = tokio::spawn(relay.run(stop_rx));
+
+        let policy = Policy {
+            default_ttl: chrono::Duration::from_std(settings.default_ttl)
+                .context("--default-ttl is too long")?,
+        };
+        let api = InviteApi::new(Invites::new(store.clone(), wakeup, policy));
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        // Two services: grpcurl speaks v1, older clients only v1alpha.
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+
+        let (draining_tx, mut draining_rx) = watch::channel(None::<Instant>);
+        let health_on_stop = health.clone();
+        let stop_for_signal = stop_tx.clone();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: NOT_SERVING, draining in-flight calls");
+            // The supervisor must not turn health back on while we drain.
+            let _ = stop_for_signal.send(true);
+            set_health(&health_on_stop, ServingStatus::NotServing).await;
+            let _ = draining_tx.send(Some(Instant::now()));
+        };
+        let server = Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(InviteServiceServer::with_interceptor(api, authenticator))
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal);
+        tokio::pin!(server);
+        let drain_timeout = settings.drain_timeout;
+        let give_up = async {
+            let started = loop {
+                if let Some(started) = *draining_rx.borrow_and_update() {
+                    break started;
+                }
+                if draining_rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::time::sleep_until(started + drain_timeout).await;
+            started
+        };
+        let started = tokio::select! {
+            served = &mut server => {
+                served.context("the gRPC server failed")?;
+                (*draining_rx.borrow()).unwrap_or_else(Instant::now)
+            }
+            started = give_up => {
+                tracing::warn!(?drain_timeout, "in-flight calls did not finish within the drain timeout");
+                started
+            }
+        };
+
+        let _ = stop_tx.send(true);
+        let deadline = started + drain_timeout;
+        if tokio::time::timeout_at(deadline, relay).await.is_err() {
+            tracing::warn!(
+                "the relay did not flush within the drain timeout; events stay in the outbox"
+            );
+        }
+        supervisor.abort();
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health.set_service_status(SERVICE_NAME, status).await;
+}
+
+/// Migrates as soon as the database answers, then keeps health in step with
+/// it: NOT_SERVING while it is unreachable (calls answer UNAVAILABLE), SERVING
+/// when it is back. The broker plays no part: events wait in the outbox.
+async fn supervise_database(store: Store, health: HealthReporter, stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match store.migrate().await {
+            Ok(()) => break,
+            Err(err) => {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "the database is not ready; retrying"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    let mut serving = None;
+    while !*stop.borrow() {
+        let healthy = store.is_healthy().await;
+        if serving != Some(healthy) && !*stop.borrow() {
+            if healthy {
+                tracing::info!("database ready: SERVING");
+                set_health(&health, ServingStatus::Serving).await;
+            } else {
+                tracing::warn!("database unreachable: NOT_SERVING");
+                set_health(&health, ServingStatus::NotServing).await;
+            }
+            serving = Some(healthy);
+        }
+        tokio::time::sleep(HEALTH_CHECK_INTERVAL).await;
+    }
+}
+
+fn authenticator(settings: &Settings) -> anyhow::Result<Authenticator> {
+    let key = if let Some(secret) = &settings.jwt_secret {
+        VerifyingKey::Secret(secret.as_bytes().to_vec())
+    } else if let Some(path) = &settings.jwt_public_key {
+        let pem = std::fs::read(path).with_context(|| {
+            format!(
+                "cannot read --jwt-public-key / INVITES_JWT_PUBLIC_KEY {}",
+                path.display()
+            )
+        })?;
+        VerifyingKey::PublicKeyPem(pem)
+    } else {
+        let (secret, path) = development_secret(&settings.database_url)?;
+        tracing::warn!(
+            secret_file = %path.display(),
+            "no JWT key configured: using the development secret beside the SQLite file. \
+             Mint a token with: invite-service token --sub alice --email alice@example.org"
+        );
+        VerifyingKey::Secret(secret)
+    };
+    Authenticator::new(
+        key,
+        settings.jwt_issuer.as_deref(),
+        settings.jwt_audience.as_deref(),
+    )
+    .context("--jwt-public-key / INVITES_JWT_PUBLIC_KEY")
+}
+
+/// The secret `token` signs with: the configured one, or the development one.
+pub fn signing_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &settings.jwt_secret {
+        return Ok(secret.as_bytes().to_vec());
+    }
+    if settings.jwt_public_key.is_some() {
+        anyhow::bail!(
+            "tokens are verified with a public key (--jwt-public-key): mint them with the matching private key, or configure --jwt-secret"
+        );
+    }
+    Ok(development_secret(&settings.database_url)?.0)
+}
+
+/// The embedded default needs a key without configuration, yet must never be
+/// an open door: a random secret, created once, kept beside the SQLite file
+/// (readable by its owner only), so the service and `token` agree on it.
+fn development_secret(database_url: &str) -> anyhow::Result<(Vec<u8>, PathBuf)> {
+    let Some(db_file) = store::sqlite_path(database_url) else {
+        anyhow::bail!(
+            "no JWT key configured: set --jwt-secret / INVITES_JWT_SECRET (HS256) or \
+             --jwt-public-key / INVITES_JWT_PUBLIC_KEY (RS256/ES256)"
+        );
+    };
+    let path = PathBuf::from(format!("{}.jwt-secret", db_file.display()));
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok((existing.trim().as_bytes().to_vec(), path));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let secret = URL_SAFE_NO_PAD.encode(bytes);
+    write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok((secret.into_bytes(), path))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}

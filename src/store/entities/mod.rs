@@ -1,0 +1,5 @@
+//! sea-orm entities: plain mirrors of the tables the migrations create.
+
+pub mod invite;
+pub mod invite_event;
+pub mod redemption;

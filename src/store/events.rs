@@ -1,0 +1,104 @@
+//! The outbox table: events written in the use case's transaction, read and
+//! stamped by the relay, kept as each invite's history.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use super::entities::invite_event;
+use crate::{domain::EventKind, error::Result};
+
+/// Any 64-bit number that no other part of a shared database uses for an
+/// advisory lock: "invites" in ASCII.
+const RELAY_LOCK_KEY: i64 = 0x0069_6e76_6974_6573;
+
+pub struct NewEvent {
+    pub id: Uuid,
+    pub invite_id: Uuid,
+    pub sequence: i64,
+    pub kind: EventKind,
+    pub actor_id: String,
+    pub occurred_at: DateTime<Utc>,
+    /// The encoded `InviteEvent`, without the token.
+    pub payload: Vec<u8>,
+    /// Kept until published, for events asked to notify.
+    pub token: Option<String>,
+}
+
+pub async fn enqueue_event(conn: &impl ConnectionTrait, event: NewEvent) -> Result<()> {
+    invite_event::ActiveModel {
+        id: Set(event.id),
+        invite_id: Set(event.invite_id),
+        sequence: Set(event.sequence),
+        event_type: Set(event.kind.as_str().to_owned()),
+        actor_id: Set(event.actor_id),
+        occurred_at: Set(event.occurred_at),
+        payload: Set(event.payload),
+        token: Set(event.token),
+        published_at: Set(None),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+pub type StoredEvent = invite_event::Model;
+
+/// Makes this transaction the one relay that publishes, until it ends. On
+/// PostgreSQL a transaction-scoped advisory lock: it is released at commit, at
+/// rollback and when the holder's connection dies, so another replica takes
+/// over without any lease to expire. SQLite is one process's file: always true.
+pub async fn try_lead_relay(conn: &impl ConnectionTrait) -> Result<bool> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(true);
+    }
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_try_advisory_xact_lock($1) AS leads",
+            [RELAY_LOCK_KEY.into()],
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get::<bool>("", "leads")?,
+        None => false,
+    })
+}
+
+/// The oldest unpublished events, in the order they must leave.
+pub async fn unpublished_events(
+    conn: &impl ConnectionTrait,
+    limit: u64,
+) -> Result<Vec<StoredEvent>> {
+    Ok(invite_event::Entity::find()
+        .filter(invite_event::Column::PublishedAt.is_null())
+        .order_by_asc(invite_event::Column::Position)
+        .limit(limit)
+        .all(conn)
+        .await?)
+}
+
+/// Stamps events the broker confirmed, and erases the tokens they carried.
+pub async fn mark_published(
+    conn: &impl ConnectionTrait,
+    positions: &[i64],
+    at: DateTime<Utc>,
+) -> Result<()> {
+    if positions.is_empty() {
+        return Ok(());
+    }
+    invite_event::Entity::update_many()
+        .col_expr(invite_event::Column::PublishedAt, Expr::value(at))
+        .col_expr(
+            invite_event::Column::Token,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(invite_event::Column::Position.is_in(positions.iter().copied()))
+        .exec(conn)
+        .await?;
+    Ok(())
+}

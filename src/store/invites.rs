@@ -1,0 +1,162 @@
+//! Queries on invites and their redemptions.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, sea_query::OnConflict,
+};
+use uuid::Uuid;
+
+use super::{
+    entities::{invite, redemption},
+    rows,
+};
+use crate::{
+    domain::{Caller, Id, Invite, InviteError, TokenDigest, paging::ListQuery},
+    error::Result,
+};
+
+/// How a use case names the invite it wants.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    Id(Uuid),
+    Token(TokenDigest),
+}
+
+/// Inserts a new invite. A pending invite for the same target and invitee is
+/// refused by the database's partial unique index, so two concurrent creates
+/// cannot both pass.
+pub async fn insert_invite(
+    conn: &impl ConnectionTrait,
+    invite: &Invite,
+    token: &TokenDigest,
+) -> Result<()> {
+    match rows::to_new_row(invite, token).insert(conn).await {
+        Ok(_) => Ok(()),
+        Err(err) => match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(msg)) if msg.contains("invitee") => {
+                Err(InviteError::AlreadyExists.into())
+            }
+            _ => Err(err.into()),
+        },
+    }
+}
+
+/// Reads an invite without locking it.
+pub async fn find_invite(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Invite>> {
+    let row = invite::Entity::find_by_id(id).one(conn).await?;
+    Ok(row.map(rows::to_domain).transpose()?)
+}
+
+/// Reads an invite and holds its row lock until the transaction ends, so
+/// concurrent changes of one invite run one after another (PostgreSQL:
+/// `FOR UPDATE`; SQLite has one writer at a time anyway).
+pub async fn lock_invite(conn: &impl ConnectionTrait, lookup: &Lookup) -> Result<Option<Invite>> {
+    let query = invite::Entity::find().lock_exclusive();
+    let row = match lookup {
+        Lookup::Id(id) => query.filter(invite::Column::Id.eq(*id)).one(conn).await?,
+        Lookup::Token(digest) => query
+            .filter(invite::Column::TokenHash.eq(digest.as_str()))
+            .one(conn)
+            .await?
+            // The index found it by equality; compare again in constant time so
+            // that no code path compares secrets byte by byte.
+            .filter(|row| digest.matches(&TokenDigest::from_stored(row.token_hash.clone()))),
+    };
+    Ok(row.map(rows::to_domain).transpose()?)
+}
+
+/// Writes the columns a state change may touch.
+pub async fn save_invite(conn: &impl ConnectionTrait, invite: &Invite) -> Result<()> {
+    rows::to_changed_row(invite).update(conn).await?;
+    Ok(())
+}
+
+pub async fn delete_invite(conn: &impl ConnectionTrait, id: Uuid) -> Result<()> {
+    invite::Entity::delete_by_id(id).exec(conn).await?;
+    Ok(())
+}
+
+pub async fn has_redeemed(conn: &impl ConnectionTrait, invite_id: Uuid, user: &Id) -> Result<bool> {
+    let found = redemption::Entity::find_by_id((invite_id, user.to_string()))
+        .one(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+pub async fn record_redemption(
+    conn: &impl ConnectionTrait,
+    invite_id: Uuid,
+    user: &Id,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let row = redemption::ActiveModel {
+        invite_id: Set(invite_id),
+        user_id: Set(user.to_string()),
+        redeemed_at: Set(at),
+    };
+    // The invite's row lock already serialises redemptions; the primary key is
+    // the last word should that ever change.
+    redemption::Entity::insert(row)
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Up to one more than a page of the invites matching the query, newest
+/// first (the extra one tells whether a next page exists), and how many match
+/// in all. A non-admin sees only invites they sent or that are addressed
+/// to them, whatever the filters say.
+pub async fn list_invites(
+    conn: &impl ConnectionTrait,
+    query: &ListQuery,
+    caller: &Caller,
+) -> Result<(Vec<Invite>, u64)> {
+    let filter = &query.filter;
+    let mut condition = Condition::all();
+    if let Some(target_type) = &filter.target_type {
+        condition = condition.add(invite::Column::TargetType.eq(target_type.as_str()));
+    }
+    if let Some(target_id) = &filter.target_id {
+        condition = condition.add(invite::Column::TargetId.eq(target_id.as_str()));
+    }
+    if let Some(status) = filter.status {
+        condition = condition.add(invite::Column::Status.eq(status.as_str()));
+    }
+    if let Some(role) = &filter.role {
+        condition = condition.add(invite::Column::Role.eq(role.as_str()));
+    }
+    if let Some(email) = &filter.invitee_email {
+        let key = crate::domain::Invitee::Email(email.clone()).key();
+        condition = condition.add(invite::Column::InviteeKey.eq(key));
+    }
+    if let Some(inviter) = &filter.inviter_id {
+        condition = condition.add(invite::Column::InviterId.eq(inviter.as_str()));
+    }
+    if !caller.is_admin {
+        condition = condition.add(
+            Condition::any()
+                .add(invite::Column::InviterId.eq(caller.user_id.as_str()))
+                .add(invite::Column::InviteeKey.is_in(caller.invitee_keys())),
+        );
+    }
+    let total = invite::Entity::find()
+        .filter(condition.clone())
+        .count(conn)
+        .await?;
+    let mut page = invite::Entity::find().filter(condition);
+    if let Some(after) = query.after {
+        page = page.filter(invite::Column::Id.lt(after));
+    }
+    let found = page
+        .order_by_desc(invite::Column::Id)
+        .limit(query.page_size + 1)
+        .all(conn)
+        .await?;
+    let invites = found
+        .into_iter()
+        .map(rows::to_domain)
+        .collect::<anyhow::Result<_>>()?;
+    Ok((invites, total))
+}

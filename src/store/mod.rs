@@ -1,0 +1,142 @@
+//! Persistence through sea-orm: the same code on PostgreSQL and SQLite.
+
+pub mod entities;
+mod events;
+mod invites;
+mod rows;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait,
+    sqlx::sqlite::SqliteJournalMode,
+};
+
+pub use events::{
+    NewEvent, StoredEvent, enqueue_event, mark_published, try_lead_relay, unpublished_events,
+};
+pub use invites::{
+    Lookup, delete_invite, find_invite, has_redeemed, insert_invite, list_invites, lock_invite,
+    record_redemption, save_invite,
+};
+
+use crate::error::{Error, Result};
+
+/// A database handle that refuses work until the schema is migrated, so that
+/// a service started before its database answers UNAVAILABLE, not INTERNAL.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    migrated: Arc<AtomicBool>,
+}
+
+impl Store {
+    /// Builds the pool without connecting: the service starts (and reports
+    /// NOT_SERVING) while the database is down. A SQLite file's folder is
+    /// created here, as `mode=rwc` creates only the file.
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        let mut options = ConnectOptions::new(url);
+        options
+            .connect_lazy(true)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(5))
+            .sqlx_logging(false);
+        if let Some(path) = sqlite_path(url) {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+            }
+            // One connection: SQLite serialises writers anyway, and a single
+            // connection turns what would be SQLITE_BUSY failures under
+            // concurrent transactions into an orderly queue.
+            options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .map_sqlx_sqlite_opts(|opts| {
+                    opts.journal_mode(SqliteJournalMode::Wal)
+                        .foreign_keys(true)
+                        .busy_timeout(Duration::from_secs(5))
+                });
+        } else {
+            options.max_connections(16);
+        }
+        let db = Database::connect(options).await?;
+        Ok(Self {
+            db,
+            migrated: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Applies the pending migrations; a migrated database is left as it is.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        Migrator::up(&self.db, None)
+            .await
+            .context("migrations failed")?;
+        self.migrated.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Whether the database answers and is migrated: what health reports.
+    pub async fn is_healthy(&self) -> bool {
+        self.migrated.load(Ordering::Acquire) && self.db.ping().await.is_ok()
+    }
+
+    /// The connection, once the schema is there.
+    pub fn conn(&self) -> Result<&DatabaseConnection> {
+        if self.migrated.load(Ordering::Acquire) {
+            Ok(&self.db)
+        } else {
+            Err(Error::Unavailable("the database is not ready yet".into()))
+        }
+    }
+
+    pub async fn begin(&self) -> Result<DatabaseTransaction> {
+        Ok(self.conn()?.begin().await?)
+    }
+
+    pub async fn close(self) {
+        let _ = self.db.close().await;
+    }
+}
+
+/// The file behind a SQLite URL (`sqlite://data/invites.db?mode=rwc`), or None
+/// for another database or an in-memory one.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| Path::new(path).to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        let path = |url| sqlite_path(url).map(|p| p.display().to_string());
+        assert_eq!(
+            path("sqlite://data/invites.db?mode=rwc").as_deref(),
+            Some("data/invites.db")
+        );
+        assert_eq!(path("sqlite:///tmp/x.db").as_deref(), Some("/tmp/x.db"));
+        assert_eq!(path("sqlite:x.db").as_deref(), Some("x.db"));
+        assert_eq!(path("sqlite::memory:"), None);
+        assert_eq!(path("postgres://u@h/db"), None);
+    }
+}
