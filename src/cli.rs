@@ -110,7 +110,9 @@ pub async fn events_tail(settings: &Settings, binding: &str) -> anyhow::Result<(
 fn rfc3339(ts: &Option<prost_types::Timestamp>) -> Value {
     ts.as_ref()
         .and_then(pb::from_timestamp)
-        .map_or(Value::Null, |at| Value::String(at.to_rfc3339()))
+        .map_or(Value::Null, |at| {
+            Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        })
 }
 
 fn event_json(event: &pb::InviteEvent, routing_key: &str) -> Value {

@@ -102,6 +102,8 @@ impl Application {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                // So grpcurl can print the ErrorInfo / BadRequest details.
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         };
         // Two services: grpcurl speaks v1, older clients only v1alpha.
         let reflection_v1 = reflection().build_v1()?;

@@ -1,0 +1,405 @@
+//! `spawn_app`: a real server on an ephemeral port, its own database (a fresh
+//! PostgreSQL database or a fresh SQLite file) and its own exchange, plus a
+//! queue bound to that exchange to read what it publishes.
+
+use std::{path::PathBuf, sync::Once, time::Duration};
+
+use futures_util::StreamExt as _;
+use invite_service::{
+    config::Settings,
+    grpc::auth::{TokenRequest, mint},
+    pb::{self, invite_service_client::InviteServiceClient},
+    startup::Application,
+};
+use lapin::{
+    Connection, ConnectionProperties,
+    options::{
+        BasicAckOptions, BasicConsumeOptions, ExchangeDeleteOptions, QueueBindOptions,
+        QueueDeclareOptions,
+    },
+    types::FieldTable,
+};
+use prost::Message as _;
+use sea_orm::{ConnectionTrait, Database};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::{Request, transport::Channel};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use uuid::Uuid;
+
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per database from an `async fn name(db: Db)`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Db::Postgres).await
+            }
+        }
+    )*};
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    // Silent unless asked: TEST_LOG=1 cargo test.
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            invite_service::telemetry::init();
+        }
+    });
+}
+
+/// A database of the test's own, named after a fresh UUID.
+pub async fn fresh_database(db: Db) -> String {
+    let name = format!("invites_test_{}", Uuid::now_v7().simple());
+    match db {
+        Db::Sqlite => {
+            let dir: PathBuf = std::env::temp_dir().join(&name);
+            format!("sqlite://{}/invites.db?mode=rwc", dir.display())
+        }
+        Db::Postgres => {
+            let admin_url = postgres_admin_url();
+            let admin = Database::connect(&admin_url).await.unwrap_or_else(|err| {
+                panic!(
+                    "PostgreSQL is not reachable at {admin_url} ({err}). Start it: \
+                     pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+                )
+            });
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create the test database");
+            admin.close().await.ok();
+            let base = admin_url
+                .rsplit_once('/')
+                .map_or(admin_url.as_str(), |(base, _)| base);
+            format!("{base}/{name}")
+        }
+    }
+}
+
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub database_url: String,
+    pub exchange: String,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub struct Options {
+    pub database_url: String,
+    pub exchange: String,
+    pub amqp_url: String,
+}
+
+impl Options {
+    pub async fn fresh(db: Db) -> Self {
+        Self {
+            database_url: fresh_database(db).await,
+            exchange: format!("invites-test-{}", Uuid::now_v7().simple()),
+            amqp_url: amqp_url(),
+        }
+    }
+}
+
+pub fn settings(options: &Options) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: options.database_url.clone(),
+        amqp_url: options.amqp_url.clone(),
+        exchange: options.exchange.clone(),
+        jwt_secret: Some(SECRET.into()),
+        jwt_public_key: None,
+        jwt_issuer: None,
+        jwt_audience: None,
+        default_ttl: Duration::from_secs(7 * 86_400),
+        drain_timeout: Duration::from_secs(10),
+    }
+}
+
+/// A server on its own database and exchange, serving once this returns.
+pub async fn spawn_app(db: Db) -> TestApp {
+    TestApp::start(Options::fresh(db).await).await
+}
+
+impl TestApp {
+    pub async fn start(options: Options) -> Self {
+        let app = Self::start_unready(&options).await;
+        app.wait_until_serving().await;
+        app
+    }
+
+    /// Starts without waiting for the database.
+    pub async fn start_unready(options: &Options) -> Self {
+        init_logs();
+        let application = Application::build(settings(options))
+            .await
+            .expect("build the app");
+        let addr = application.local_addr();
+        let (stop, stopped) = oneshot::channel();
+        let server = tokio::spawn(application.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            database_url: options.database_url.clone(),
+            exchange: options.exchange.clone(),
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to the test server")
+    }
+
+    pub async fn client(&self) -> InviteServiceClient<Channel> {
+        InviteServiceClient::new(self.channel().await)
+    }
+
+    pub async fn health(&self) -> ServingStatus {
+        let mut health = HealthClient::new(self.channel().await);
+        let response = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("health check");
+        response.into_inner().status()
+    }
+
+    pub async fn wait_until_serving(&self) {
+        for _ in 0..200 {
+            if self.health().await == ServingStatus::Serving {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not become SERVING within 10 s");
+    }
+
+    /// Stops the server as SIGTERM would, and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+    }
+}
+
+/// A signed bearer token for `sub`, optionally with a verified email / admin scope.
+pub fn token(sub: &str, email: Option<&str>, admin: bool) -> String {
+    mint(
+        SECRET.as_bytes(),
+        &TokenRequest {
+            sub,
+            email,
+            admin,
+            ttl: Duration::from_secs(3600),
+            issuer: None,
+            audience: None,
+        },
+    )
+    .unwrap()
+}
+
+/// Wraps a message with `authorization: Bearer <token>`.
+pub fn authed<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// One received message, decoded, with what the broker carried around it.
+pub struct Received {
+    pub routing_key: String,
+    pub event: pb::InviteEvent,
+    pub properties: lapin::BasicProperties,
+}
+
+/// A queue of the test's own, bound with `#` to the test's exchange.
+pub struct Events {
+    connection: Connection,
+    exchange: String,
+    consumer: lapin::Consumer,
+}
+
+impl Events {
+    pub async fn bind(exchange: &str) -> Self {
+        let url = amqp_url();
+        let connection = Connection::connect(&url, ConnectionProperties::default())
+            .await
+            .unwrap_or_else(|err| {
+                panic!("RabbitMQ is not reachable at {url} ({err}). Start it: rabbitmq-server -detached")
+            });
+        let channel = connection.create_channel().await.unwrap();
+        invite_service::broker::declare_exchange(&channel, exchange)
+            .await
+            .unwrap();
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                exchange.into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let consumer = channel
+            .basic_consume(
+                queue.name().clone(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        Self {
+            connection,
+            exchange: exchange.to_owned(),
+            consumer,
+        }
+    }
+
+    pub async fn next(&mut self) -> Received {
+        let delivery = tokio::time::timeout(Duration::from_secs(15), self.consumer.next())
+            .await
+            .expect("no event within 15 s")
+            .expect("the consumer ended")
+            .expect("a delivery");
+        delivery.ack(BasicAckOptions::default()).await.unwrap();
+        Received {
+            routing_key: delivery.routing_key.to_string(),
+            event: pb::InviteEvent::decode(delivery.data.as_slice()).expect("an InviteEvent body"),
+            properties: delivery.properties.clone(),
+        }
+    }
+
+    /// The next `n` events.
+    pub async fn take(&mut self, n: usize) -> Vec<Received> {
+        let mut received = Vec::with_capacity(n);
+        for _ in 0..n {
+            received.push(self.next().await);
+        }
+        received
+    }
+
+    /// Fails if anything else arrives within `quiet`.
+    pub async fn assert_no_more(&mut self, quiet: Duration) {
+        if let Ok(Some(Ok(delivery))) = tokio::time::timeout(quiet, self.consumer.next()).await {
+            panic!("unexpected event with routing key {}", delivery.routing_key);
+        }
+    }
+
+    /// Removes the test's exchange; its queue goes with the connection.
+    pub async fn delete_exchange(self) {
+        if let Ok(channel) = self.connection.create_channel().await {
+            let _ = channel
+                .exchange_delete(
+                    self.exchange.as_str().into(),
+                    ExchangeDeleteOptions::default(),
+                )
+                .await;
+        }
+        let _ = self.connection.close(200, "done".into()).await;
+    }
+}
+
+/// An invite to `target_id` for the given email, as a CreateInviteRequest.
+pub fn email_invite(target_id: &str, email: &str) -> pb::CreateInviteRequest {
+    pb::CreateInviteRequest {
+        invite: Some(pb::Invite {
+            target_type: "organization".into(),
+            target_id: target_id.into(),
+            invitee: Some(pb::invite::Invitee::InviteeEmail(email.into())),
+            ..Default::default()
+        }),
+        notify: false,
+    }
+}
+
+/// An open link to `target_id` that `max_uses` users may use.
+pub fn open_link(target_id: &str, max_uses: Option<i32>) -> pb::CreateInviteRequest {
+    pb::CreateInviteRequest {
+        invite: Some(pb::Invite {
+            target_type: "party".into(),
+            target_id: target_id.into(),
+            max_uses,
+            ..Default::default()
+        }),
+        notify: false,
+    }
+}
+
+/// The `ErrorInfo.reason` of a status.
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt as _;
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default()
+}
+
+/// The fields a status's `BadRequest` names.
+pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|br| {
+            br.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,102 @@
+//! Broker down, database down: nothing lost, clear answers.
+
+use std::time::Duration;
+
+use crate::helpers::*;
+use crate::on_both_databases;
+use invite_service::pb;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+on_both_databases!(events_written_while_the_broker_is_unreachable_are_published_once_it_is_back);
+
+/// Nothing listens on port 1.
+const CLOSED_AMQP_PORT: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
+
+async fn events_written_while_the_broker_is_unreachable_are_published_once_it_is_back(db: Db) {
+    let mut options = Options::fresh(db).await;
+    let mut events = Events::bind(&options.exchange).await;
+    options.amqp_url = CLOSED_AMQP_PORT.into();
+    let app = TestApp::start(options).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let created = client
+            .create_invite(authed(
+                email_invite("org-1", &format!("u{n}@example.org")),
+                &alice,
+            ))
+            .await
+            .expect("the RPCs work while the broker is down");
+        ids.push(created.into_inner().invite.unwrap().id);
+    }
+    client
+        .revoke_invite(authed(
+            pb::RevokeInviteRequest {
+                id: ids[0].clone(),
+                reason: String::new(),
+            },
+            &alice,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        app.health().await,
+        ServingStatus::Serving,
+        "the broker is not the database"
+    );
+    events.assert_no_more(Duration::from_millis(300)).await;
+    let database_url = app.database_url.clone();
+    let exchange = app.exchange.clone();
+    app.stop().await;
+
+    let restarted = TestApp::start(Options {
+        database_url,
+        exchange,
+        amqp_url: amqp_url(),
+    })
+    .await;
+    let received = events.take(6).await;
+
+    let keys: Vec<_> = received.iter().map(|r| r.routing_key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["invite.created"; 5]
+            .into_iter()
+            .chain(["invite.revoked"])
+            .collect::<Vec<_>>()
+    );
+    let created_ids: Vec<_> = received[..5]
+        .iter()
+        .map(|r| r.event.invite.as_ref().unwrap().id.clone())
+        .collect();
+    assert_eq!(created_ids, ids, "in the order they were written");
+    assert_eq!(received[5].event.sequence, 2);
+    events.assert_no_more(Duration::from_millis(500)).await;
+    events.delete_exchange().await;
+    restarted.stop().await;
+}
+
+#[tokio::test]
+async fn while_the_database_is_unreachable_health_is_not_serving_and_calls_are_unavailable() {
+    let options = Options {
+        database_url: "postgres://postgres@127.0.0.1:1/invites".into(),
+        exchange: format!("invites-test-{}", uuid::Uuid::now_v7().simple()),
+        amqp_url: amqp_url(),
+    };
+    let app = TestApp::start_unready(&options).await;
+
+    assert_eq!(app.health().await, ServingStatus::NotServing);
+    let mut client = app.client().await;
+    let refused = client
+        .create_invite(authed(
+            email_invite("org-1", "bob@example.org"),
+            &token("alice", None, false),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable);
+    assert_eq!(reason(&refused), "DATABASE_UNAVAILABLE");
+    app.stop().await;
+}

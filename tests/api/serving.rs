@@ -1,0 +1,159 @@
+//! What operators and grpcurl see: health, reflection, the CLI, SIGTERM.
+
+use std::{process::Stdio, time::Duration};
+
+use futures_util::StreamExt as _;
+use tokio::{
+    io::{AsyncBufReadExt as _, BufReader},
+    process::Command,
+};
+use tonic_reflection::pb::v1::{
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+};
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_invite-service");
+
+#[tokio::test]
+async fn reflection_lists_the_invite_service_and_health() {
+    let app = spawn_app(Db::Sqlite).await;
+    let mut reflection = ServerReflectionClient::new(app.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+
+    let mut responses = reflection
+        .server_reflection_info(futures_util::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a list of services");
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in [
+        "invites.v1.InviteService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    app.stop().await;
+}
+
+fn command(database_url: &str) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .env_clear()
+        .env("DATABASE_URL", database_url)
+        .env("INVITES_JWT_SECRET", SECRET)
+        .env("AMQP_URL", amqp_url())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+#[tokio::test]
+async fn migrate_twice_succeeds_and_changes_nothing_the_second_time() {
+    let url = fresh_database(Db::Sqlite).await;
+    for _ in 0..2 {
+        let output = command(&url).arg("migrate").output().await.unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn token_prints_only_a_token_the_service_accepts() {
+    let url = fresh_database(Db::Sqlite).await;
+    let output = command(&url)
+        .args([
+            "token",
+            "--sub",
+            "alice",
+            "--email",
+            "alice@example.org",
+            "--admin",
+        ])
+        .output()
+        .await
+        .unwrap();
+
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let jwt = stdout.trim_end();
+    assert_eq!(stdout.lines().count(), 1);
+    let authenticator = invite_service::grpc::auth::Authenticator::new(
+        invite_service::grpc::auth::VerifyingKey::Secret(SECRET.as_bytes().to_vec()),
+        None,
+        None,
+    )
+    .unwrap();
+    let caller = authenticator
+        .authenticate(Some(&format!("Bearer {jwt}")))
+        .unwrap();
+    assert_eq!(caller.user_id.as_str(), "alice");
+    assert!(caller.is_admin);
+    assert_eq!(caller.verified_email.unwrap().as_str(), "alice@example.org");
+}
+
+#[tokio::test]
+async fn a_bad_setting_stops_start_up_with_a_message_naming_it() {
+    let url = fresh_database(Db::Sqlite).await;
+    let output = command(&url)
+        .env("INVITES_LISTEN", "not-an-address")
+        .output()
+        .await
+        .unwrap();
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--listen"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
+    let url = fresh_database(Db::Sqlite).await;
+    let mut child = command(&url)
+        .env("INVITES_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let serving = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("SERVING") && !line.contains("NOT_SERVING") {
+                return;
+            }
+        }
+        panic!("the server exited before serving");
+    });
+    serving.await.expect("SERVING within 20 s");
+
+    let pid = child.id().unwrap().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exit within the drain timeout")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
