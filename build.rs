@@ -11,7 +11,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
 
     let descriptors = protox::compile(
-        ["invites/v1/invites.proto", "invites/v1/events.proto"],
+        [
+            "invites/v1/invite.proto",
+            "invites/v1/events.proto",
+            "invites/v1/invite_service.proto",
+        ],
         ["proto"],
     )?;
     // Reflection serves this set, so grpcurl needs no .proto files.

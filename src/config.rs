@@ -108,6 +108,16 @@ pub struct Settings {
           value_parser = parse_positive_duration, global = true)]
     pub default_ttl: Duration,
 
+    /// The longest an invite may be valid (creation, update, resend).
+    #[arg(long, env = "INVITES_MAX_TTL", default_value = "365d",
+          value_parser = parse_positive_duration, global = true)]
+    pub max_ttl: Duration,
+
+    /// How often pending invites past their expiry are turned into EXPIRED.
+    #[arg(long, env = "INVITES_SWEEP_INTERVAL", default_value = "1m",
+          value_parser = parse_positive_duration, global = true)]
+    pub sweep_interval: Duration,
+
     /// How long a stopping server waits for in-flight calls and the last events.
     #[arg(long, env = "INVITES_DRAIN_TIMEOUT", default_value = "30s",
           value_parser = parse_duration, global = true)]

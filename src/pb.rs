@@ -88,7 +88,7 @@ impl From<&domain::Invite> for Invite {
             expires_at: Some(timestamp(invite.expires_at)),
             max_uses: Some(invite.max_uses as i32),
             use_count: invite.use_count as i32,
-            requires_passcode: false,
+            requires_passcode: invite.passcode_hash.is_some(),
             metadata: invite.metadata.as_ref().and_then(json_to_struct),
             accepted_by: text(&invite.accepted_by),
             accepted_at: invite.accepted_at.map(timestamp),

@@ -34,6 +34,7 @@ pub struct Application {
     listener: TcpListener,
     store: Store,
     authenticator: Authenticator,
+    policy: Policy,
     settings: Settings,
 }
 
@@ -42,6 +43,7 @@ impl Application {
     /// serving. The database is not needed yet: see `run_until_stopped`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let authenticator = authenticator(&settings)?;
+        let policy = policy(&settings)?;
         let store = Store::open(&settings.database_url)
             .await
             .context("--database-url / DATABASE_URL is not usable")?;
@@ -55,6 +57,7 @@ impl Application {
             listener,
             store,
             authenticator,
+            policy,
             settings,
         })
     }
@@ -73,6 +76,7 @@ impl Application {
             listener,
             store,
             authenticator,
+            policy,
             settings,
         } = self;
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -93,11 +97,13 @@ impl Application {
         );
         let relay = tokio::spawn(relay.run(stop_rx));
 
-        let policy = Policy {
-            default_ttl: chrono::Duration::from_std(settings.default_ttl)
-                .context("--default-ttl is too long")?,
-        };
-        let api = InviteApi::new(Invites::new(store.clone(), wakeup, policy));
+        let invites = Invites::new(store.clone(), wakeup, policy);
+        let sweeper = tokio::spawn(sweep(
+            invites.clone(),
+            settings.sweep_interval,
+            stop_tx.subscribe(),
+        ));
+        let api = InviteApi::new(invites);
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -159,6 +165,7 @@ impl Application {
             );
         }
         supervisor.abort();
+        sweeper.abort();
         store.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -202,6 +209,42 @@ async fn supervise_database(store: Store, health: HealthReporter, stop: watch::R
             serving = Some(healthy);
         }
         tokio::time::sleep(HEALTH_CHECK_INTERVAL).await;
+    }
+}
+
+fn policy(settings: &Settings) -> anyhow::Result<Policy> {
+    let ttl = |d: Duration, flag: &str| {
+        chrono::Duration::from_std(d).with_context(|| format!("{flag} is too long"))
+    };
+    let policy = Policy {
+        default_ttl: ttl(settings.default_ttl, "--default-ttl")?,
+        max_ttl: ttl(settings.max_ttl, "--max-ttl")?,
+    };
+    anyhow::ensure!(
+        policy.default_ttl <= policy.max_ttl,
+        "--default-ttl / INVITES_DEFAULT_TTL must not be longer than --max-ttl / INVITES_MAX_TTL"
+    );
+    Ok(policy)
+}
+
+/// Expires what is due and forgets old idempotency keys, every interval.
+/// Replicas may all sweep: they claim different rows.
+async fn sweep(invites: Invites, interval: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match invites.expire_due().await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "expired pending invites past their expiry"),
+            Err(err) => tracing::warn!(error = %err, "the expiry sweep failed; will retry"),
+        }
+        if let Err(err) = invites.forget_old_answers().await {
+            tracing::warn!(error = %err, "forgetting old idempotency keys failed; will retry");
+        }
     }
 }
 

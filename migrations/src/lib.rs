@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_invites;
 mod m20261123_000002_create_invite_events;
+mod m20261123_000003_create_idempotency_keys;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_invites::Migration),
             Box::new(m20261123_000002_create_invite_events::Migration),
+            Box::new(m20261123_000003_create_idempotency_keys::Migration),
         ]
     }
 }

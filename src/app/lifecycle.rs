@@ -1,6 +1,9 @@
 use super::{InviteRef, Invites, now, parse_id};
 use crate::{
-    domain::{Acceptance, Caller, EventKind, Invite, InviteError},
+    domain::{
+        Acceptance, Caller, EventKind, Invite, InviteError, InviteToken, PasscodeProof, Patch,
+        Reference,
+    },
     error::Result,
     outbox,
     store::{self, Lookup},
@@ -9,17 +12,32 @@ use crate::{
 impl Invites {
     /// Accepts as the caller. The invite's row lock makes racing accepts run
     /// one after another, so N racers for the last use get one winner.
+    ///
+    /// A passcode is verified before the transaction (argon2 is slow, and the
+    /// hash never changes), and only for a caller whom every earlier check
+    /// admits; the transaction then re-checks everything and counts the try.
     #[tracing::instrument(skip_all)]
-    pub async fn accept(&self, caller: &Caller, reference: InviteRef) -> Result<Invite> {
+    pub async fn accept(
+        &self,
+        caller: &Caller,
+        reference: InviteRef,
+        passcode: &str,
+    ) -> Result<Invite> {
         let (lookup, via) = reference.lookup()?;
+        let proof = self.prove_passcode(caller, &lookup, via, passcode).await?;
         let now = now();
         let txn = self.store.begin().await?;
         let mut invite = store::lock_invite(&txn, &lookup)
             .await?
             .ok_or(InviteError::NotFound)?;
         let repeated = store::has_redeemed(&txn, invite.id, &caller.user_id).await?;
-        match invite.accept(caller, via, repeated, now)? {
+        match invite.accept(caller, via, repeated, proof, now)? {
             Acceptance::Repeated => return Ok(invite),
+            Acceptance::PasscodeRejected => {
+                store::save_invite(&txn, &invite).await?;
+                txn.commit().await?;
+                return Err(InviteError::WrongPasscode.into());
+            }
             Acceptance::New => {}
         }
         store::record_redemption(&txn, invite.id, &caller.user_id, now).await?;
@@ -35,6 +53,34 @@ impl Invites {
         txn.commit().await?;
         self.wakeup.wake();
         Ok(invite)
+    }
+
+    async fn prove_passcode(
+        &self,
+        caller: &Caller,
+        lookup: &Lookup,
+        via: Reference,
+        passcode: &str,
+    ) -> Result<PasscodeProof> {
+        if passcode.is_empty() {
+            return Ok(PasscodeProof::NotGiven);
+        }
+        let conn = self.store.conn()?;
+        let invite = store::read_invite(conn, lookup)
+            .await?
+            .ok_or(InviteError::NotFound)?;
+        let repeated = store::has_redeemed(conn, invite.id, &caller.user_id).await?;
+        let Some(hash) = invite
+            .check_acceptable(caller, via, repeated, now())?
+            .cloned()
+        else {
+            return Ok(PasscodeProof::NotGiven);
+        };
+        let given = passcode.to_owned();
+        let matches = tokio::task::spawn_blocking(move || hash.verify(&given))
+            .await
+            .map_err(|err| anyhow::Error::new(err).context("verifying a passcode"))?;
+        Ok(PasscodeProof::Verified { matches })
     }
 
     #[tracing::instrument(skip_all)]
@@ -77,6 +123,55 @@ impl Invites {
         txn.commit().await?;
         self.wakeup.wake();
         Ok(())
+    }
+
+    /// A new token (the old one stops working at this commit), a new expiry,
+    /// no more lockout; `invite.resent` carries the token when asked to notify.
+    #[tracing::instrument(skip_all, fields(invite_id = %id))]
+    pub async fn resend(
+        &self,
+        caller: &Caller,
+        id: &str,
+        ttl: Option<chrono::Duration>,
+        notify: bool,
+    ) -> Result<(Invite, InviteToken)> {
+        let lookup = Lookup::Id(parse_id("id", id)?);
+        let now = now();
+        let txn = self.store.begin().await?;
+        let mut invite = store::lock_invite(&txn, &lookup)
+            .await?
+            .ok_or(InviteError::NotFound)?;
+        invite.resend(caller, ttl, &self.policy, now)?;
+        let token = InviteToken::generate();
+        let event = outbox::event_for(
+            EventKind::Resent,
+            &mut invite,
+            Some(&caller.user_id),
+            notify.then_some(&token),
+            now,
+        );
+        store::save_invite(&txn, &invite).await?;
+        store::replace_token(&txn, invite.id, &token.digest()).await?;
+        store::enqueue_event(&txn, event).await?;
+        txn.commit().await?;
+        self.wakeup.wake();
+        Ok((invite, token))
+    }
+
+    #[tracing::instrument(skip_all, fields(invite_id = %id))]
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: &str,
+        etag: &str,
+        patch: Patch,
+    ) -> Result<Invite> {
+        let lookup = Lookup::Id(parse_id("invite.id", id)?);
+        let policy = self.policy.clone();
+        self.change(caller, lookup, EventKind::Updated, |invite, now| {
+            invite.update(caller, etag, patch, &policy, now)
+        })
+        .await
     }
 
     /// The common shape of a state change: lock, let the domain decide and

@@ -2,13 +2,17 @@
 //! write, enqueue the event, commit, wake the relay.
 
 mod create;
+mod expiry;
+mod idempotency;
 mod lifecycle;
 mod query;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
-pub use query::Page;
+pub use create::Created;
+pub use idempotency::IdempotencyKey;
+pub use query::{History, Page};
 
 use crate::{
     domain::{InviteError, InviteToken, Policy},

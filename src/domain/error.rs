@@ -43,6 +43,14 @@ pub enum InviteError {
     OpenLinkNotRejectable,
     #[error("a pending invite for this invitee and target already exists")]
     AlreadyExists,
+    #[error("this invite needs a passcode")]
+    PasscodeRequired,
+    #[error("wrong passcode")]
+    WrongPasscode,
+    #[error("too many wrong passcodes: the invite is locked until it is resent or revoked")]
+    PasscodeLocked,
+    #[error("the invite has changed since the etag was read: get it again and retry")]
+    EtagMismatch,
 }
 
 impl InviteError {
@@ -64,6 +72,10 @@ impl InviteError {
             Self::Exhausted => "INVITE_EXHAUSTED",
             Self::OpenLinkNotRejectable => "OPEN_LINK_NOT_REJECTABLE",
             Self::AlreadyExists => "INVITE_ALREADY_EXISTS",
+            Self::PasscodeRequired => "PASSCODE_REQUIRED",
+            Self::WrongPasscode => "PASSCODE_INVALID",
+            Self::PasscodeLocked => "PASSCODE_LOCKED",
+            Self::EtagMismatch => "ETAG_MISMATCH",
         }
     }
 }
@@ -80,6 +92,10 @@ impl Violations {
     /// Keeps the parsed value, or records why it was refused.
     pub fn check<T>(&mut self, field: &str, parsed: Result<T, String>) -> Option<T> {
         parsed.map_err(|why| self.add(field, why)).ok()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     pub fn into_result(self) -> Result<(), InviteError> {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::{
-    Caller, InviteError,
+    Caller, InviteError, PasscodeHash,
     error::Violations,
     values::{Email, EmailDomain, Id, Identifier, Phone},
 };
@@ -111,12 +111,38 @@ pub enum Acceptance {
     New,
     /// The caller had accepted before: nothing changes, no event.
     Repeated,
+    /// The passcode was wrong: the failed try is counted (save the invite),
+    /// nothing else changes, no event, and the caller is refused.
+    PasscodeRejected,
+}
+
+/// What the caller proved about the invite's passcode. Verifying is slow, so
+/// it happens outside the domain, and only once [`Invite::check_acceptable`]
+/// says a passcode is what stands between the caller and the invite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasscodeProof {
+    NotGiven,
+    Verified { matches: bool },
 }
 
 /// Limits the operator sets.
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub default_ttl: Duration,
+    /// No invite may expire later than this after its creation or change.
+    pub max_ttl: Duration,
+}
+
+/// The changes UpdateInvite may make; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Patch {
+    pub role: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// `Some(None)` clears the start.
+    pub starts_at: Option<Option<DateTime<Utc>>>,
+    pub max_uses: Option<Option<i32>>,
+    /// `Some(None)` clears the metadata.
+    pub metadata: Option<Option<serde_json::Value>>,
 }
 
 /// A create request as the transport received it, not yet checked.
@@ -132,6 +158,8 @@ pub struct InviteDraft {
     pub expires_at: Option<DateTime<Utc>>,
     pub max_uses: Option<i32>,
     pub metadata: Option<serde_json::Value>,
+    /// Already checked and hashed: hashing is slow, so the caller does it.
+    pub passcode_hash: Option<PasscodeHash>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -158,6 +186,9 @@ pub struct Invite {
     pub max_uses: u32,
     pub use_count: u32,
     pub metadata: Option<serde_json::Value>,
+    pub passcode_hash: Option<PasscodeHash>,
+    /// Wrong passcodes since the invite was created or last resent.
+    pub passcode_failures: u32,
     pub accepted_by: Option<Id>,
     pub accepted_at: Option<DateTime<Utc>>,
     pub rejected_at: Option<DateTime<Utc>>,
@@ -178,6 +209,7 @@ impl Invite {
     pub const MAX_METADATA_BYTES: usize = 16 * 1024;
     pub const MAX_REASON_CHARS: usize = 512;
     pub const DEFAULT_ROLE: &'static str = "member";
+    pub const MAX_PASSCODE_TRIES: u32 = 5;
 
     /// Checks a draft against every rule at once and builds the pending invite.
     pub fn create(
@@ -248,23 +280,8 @@ impl Invite {
             Some(n) => Some(n as u32),
         };
         let expires_at = draft.expires_at.unwrap_or(now + policy.default_ttl);
-        if expires_at <= now {
-            bad.add("invite.expires_at", "must be in the future");
-        }
-        if let Some(starts_at) = draft.starts_at
-            && starts_at >= expires_at
-        {
-            bad.add("invite.starts_at", "must be before expires_at");
-        }
-        if let Some(metadata) = &draft.metadata {
-            let size = serde_json::to_vec(metadata).map_or(usize::MAX, |json| json.len());
-            if size > Self::MAX_METADATA_BYTES {
-                bad.add(
-                    "invite.metadata",
-                    format!("must be at most {} bytes as JSON", Self::MAX_METADATA_BYTES),
-                );
-            }
-        }
+        check_window(draft.starts_at, expires_at, now, policy, &mut bad);
+        check_metadata(draft.metadata.as_ref(), &mut bad);
         bad.into_result()?;
         let (
             Some(target_type),
@@ -293,6 +310,8 @@ impl Invite {
             max_uses,
             use_count: 0,
             metadata: draft.metadata,
+            passcode_hash: draft.passcode_hash,
+            passcode_failures: 0,
             accepted_by: None,
             accepted_at: None,
             rejected_at: None,
@@ -341,6 +360,17 @@ impl Invite {
         }
     }
 
+    /// Whether the caller may see the invite a token they hold names (what an
+    /// invite landing page shows): its invitee (for an open link, anyone it
+    /// admits), its inviter, an admin. Others are told they are not the invitee.
+    pub fn ensure_visible_by_token(&self, caller: &Caller) -> Result<(), InviteError> {
+        match self.standing(caller) {
+            Standing::Admin | Standing::Inviter | Standing::Invitee => Ok(()),
+            Standing::Stranger if self.invitee.includes(caller) => Ok(()),
+            Standing::Stranger => Err(InviteError::InviteeMismatch),
+        }
+    }
+
     /// Revoking, deleting (and, later, updating and resending) belong to the
     /// inviter and to admins.
     pub fn ensure_manageable(&self, caller: &Caller) -> Result<(), InviteError> {
@@ -375,19 +405,21 @@ impl Invite {
         }
     }
 
-    /// Checks, in the contract's order: the caller is the invitee; a repeat by
-    /// the same user is answered with the first acceptance; pending; inside
-    /// its window; uses left.
-    pub fn accept(
-        &mut self,
+    /// Every check of an accept that comes before the passcode, in the
+    /// contract's order: the caller is the invitee (so a stranger holding the
+    /// token never burns the invitee's tries); a repeat by the same user is
+    /// answered with the first acceptance; pending; inside its window; uses
+    /// left; not locked. Returns the passcode hash the caller must match.
+    pub fn check_acceptable(
+        &self,
         caller: &Caller,
         via: Reference,
         already_accepted_by_caller: bool,
         now: DateTime<Utc>,
-    ) -> Result<Acceptance, InviteError> {
+    ) -> Result<Option<&PasscodeHash>, InviteError> {
         self.ensure_invitee(caller, via)?;
         if already_accepted_by_caller {
-            return Ok(Acceptance::Repeated);
+            return Ok(None);
         }
         match self.ensure_pending(now) {
             // A single-use invite someone else accepted is used up, not
@@ -402,6 +434,38 @@ impl Invite {
         }
         if self.max_uses != 0 && self.use_count >= self.max_uses {
             return Err(InviteError::Exhausted);
+        }
+        if self.passcode_hash.is_some() && self.passcode_failures >= Self::MAX_PASSCODE_TRIES {
+            return Err(InviteError::PasscodeLocked);
+        }
+        Ok(self.passcode_hash.as_ref())
+    }
+
+    /// Accepts for the caller once every check passes; a wrong passcode
+    /// counts a failed try instead.
+    pub fn accept(
+        &mut self,
+        caller: &Caller,
+        via: Reference,
+        already_accepted_by_caller: bool,
+        passcode: PasscodeProof,
+        now: DateTime<Utc>,
+    ) -> Result<Acceptance, InviteError> {
+        let needs_passcode = self
+            .check_acceptable(caller, via, already_accepted_by_caller, now)?
+            .is_some();
+        if already_accepted_by_caller {
+            return Ok(Acceptance::Repeated);
+        }
+        if needs_passcode {
+            match passcode {
+                PasscodeProof::NotGiven => return Err(InviteError::PasscodeRequired),
+                PasscodeProof::Verified { matches: false } => {
+                    self.passcode_failures += 1;
+                    return Ok(Acceptance::PasscodeRejected);
+                }
+                PasscodeProof::Verified { matches: true } => {}
+            }
         }
         self.use_count += 1;
         self.accepted_by = Some(caller.user_id.clone());
@@ -453,14 +517,191 @@ impl Invite {
         self.revoked_by = Some(caller.user_id.clone());
         self.revoked_at = Some(now);
         self.revoke_reason = (!reason.is_empty()).then(|| reason.to_owned());
+        self.passcode_failures = 0;
         self.touch(now);
         Ok(())
+    }
+
+    /// Moves the expiry to `now + ttl` and clears a passcode lockout, for a
+    /// new token. A pending invite, or one that expired: resending is how an
+    /// inviter revives it.
+    pub fn resend(
+        &mut self,
+        caller: &Caller,
+        ttl: Option<Duration>,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<(), InviteError> {
+        self.ensure_manageable(caller)?;
+        let ttl = ttl.unwrap_or(policy.default_ttl);
+        if ttl <= Duration::zero() || ttl > policy.max_ttl {
+            return Err(InviteError::invalid(
+                "ttl",
+                format!("must be positive and at most {}", describe(policy.max_ttl)),
+            ));
+        }
+        match self.status {
+            InviteStatus::Pending | InviteStatus::Expired => {}
+            _ => return Err(InviteError::NotPending),
+        }
+        self.status = InviteStatus::Pending;
+        self.expires_at = now + ttl;
+        self.passcode_failures = 0;
+        self.touch(now);
+        Ok(())
+    }
+
+    /// Applies an UpdateInvite patch to a pending invite whose etag the
+    /// client has seen.
+    pub fn update(
+        &mut self,
+        caller: &Caller,
+        etag: &str,
+        patch: Patch,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<(), InviteError> {
+        self.ensure_manageable(caller)?;
+        if etag.is_empty() {
+            return Err(InviteError::invalid(
+                "invite.etag",
+                "is required: send the etag of the invite as you last read it",
+            ));
+        }
+        if etag != self.etag() {
+            return Err(InviteError::EtagMismatch);
+        }
+        if self.status != InviteStatus::Pending {
+            return Err(InviteError::NotPending);
+        }
+        if now >= self.expires_at {
+            return Err(InviteError::Expired);
+        }
+        let mut bad = Violations::default();
+        let role = patch
+            .role
+            .map(|raw| bad.check("invite.role", Identifier::parse(&raw)));
+        let expires_at = patch.expires_at.unwrap_or(self.expires_at);
+        let starts_at = patch.starts_at.unwrap_or(self.starts_at);
+        if patch.expires_at.is_some() || patch.starts_at.is_some() {
+            check_window(starts_at, expires_at, now, policy, &mut bad);
+        }
+        let max_uses = match patch.max_uses {
+            None => None,
+            Some(requested) => self.check_new_max_uses(requested, &mut bad),
+        };
+        if let Some(metadata) = &patch.metadata {
+            check_metadata(metadata.as_ref(), &mut bad);
+        }
+        bad.into_result()?;
+        if let Some(Some(role)) = role {
+            self.role = role;
+        }
+        self.expires_at = expires_at;
+        self.starts_at = starts_at;
+        if let Some(max_uses) = max_uses {
+            self.max_uses = max_uses;
+        }
+        if let Some(metadata) = patch.metadata {
+            self.metadata = metadata;
+        }
+        self.touch(now);
+        Ok(())
+    }
+
+    fn check_new_max_uses(&self, requested: Option<i32>, bad: &mut Violations) -> Option<u32> {
+        const FIELD: &str = "invite.max_uses";
+        let requested = requested.unwrap_or(1);
+        if !(0..=Self::MAX_USES_LIMIT).contains(&requested) {
+            bad.add(
+                FIELD,
+                format!("must be between 0 (unlimited) and {}", Self::MAX_USES_LIMIT),
+            );
+            return None;
+        }
+        let requested = requested as u32;
+        if !self.is_open_link() && requested != 1 {
+            bad.add(
+                FIELD,
+                "an invite addressed to one invitee is used once: set max_uses only on open links",
+            );
+            return None;
+        }
+        if requested != 0 && requested <= self.use_count {
+            bad.add(
+                FIELD,
+                format!(
+                    "must be 0 (unlimited) or more than the {} uses so far",
+                    self.use_count
+                ),
+            );
+            return None;
+        }
+        Some(requested)
+    }
+
+    /// Turns a pending invite past its expiry into EXPIRED; false if there was
+    /// nothing to do.
+    pub fn expire(&mut self, now: DateTime<Utc>) -> bool {
+        if self.status != InviteStatus::Pending || now < self.expires_at {
+            return false;
+        }
+        self.status = InviteStatus::Expired;
+        self.touch(now);
+        true
     }
 
     fn touch(&mut self, now: DateTime<Utc>) {
         self.updated_at = now;
         self.version += 1;
     }
+}
+
+/// The expiry is in the future and within the maximum TTL; a start comes
+/// before the expiry.
+fn check_window(
+    starts_at: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    bad: &mut Violations,
+) {
+    if expires_at <= now {
+        bad.add("invite.expires_at", "must be in the future");
+    } else if expires_at > now + policy.max_ttl {
+        bad.add(
+            "invite.expires_at",
+            format!("must be at most {} from now", describe(policy.max_ttl)),
+        );
+    }
+    if let Some(starts_at) = starts_at
+        && starts_at >= expires_at
+    {
+        bad.add("invite.starts_at", "must be before expires_at");
+    }
+}
+
+fn check_metadata(metadata: Option<&serde_json::Value>, bad: &mut Violations) {
+    let size = metadata.map_or(0, |m| {
+        serde_json::to_vec(m).map_or(usize::MAX, |json| json.len())
+    });
+    if size > Invite::MAX_METADATA_BYTES {
+        bad.add(
+            "invite.metadata",
+            format!(
+                "must be at most {} bytes as JSON",
+                Invite::MAX_METADATA_BYTES
+            ),
+        );
+    }
+}
+
+/// "30 days", for messages.
+fn describe(duration: Duration) -> String {
+    duration
+        .to_std()
+        .map(|d| humantime::format_duration(d).to_string())
+        .unwrap_or_else(|_| duration.to_string())
 }
 
 fn parse_domains(raw: &[String], bad: &mut Violations) -> Vec<EmailDomain> {

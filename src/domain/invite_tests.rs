@@ -11,6 +11,7 @@ fn now() -> DateTime<Utc> {
 fn policy() -> Policy {
     Policy {
         default_ttl: Duration::days(7),
+        max_ttl: Duration::days(90),
     }
 }
 
@@ -175,7 +176,13 @@ fn the_invitee_accepts_with_their_verified_email_in_any_case() {
     let bob = with_email("bob", "BOB@example.ORG");
     let later = now() + Duration::hours(1);
     assert_eq!(
-        invite.accept(&bob, Reference::Token, false, later),
+        invite.accept(
+            &bob,
+            Reference::Token,
+            false,
+            PasscodeProof::NotGiven,
+            later
+        ),
         Ok(Acceptance::New)
     );
     assert_eq!(invite.status, InviteStatus::Accepted);
@@ -188,10 +195,12 @@ fn the_invitee_accepts_with_their_verified_email_in_any_case() {
 fn accepting_again_by_the_same_user_changes_nothing() {
     let mut invite = email_invite();
     let bob = with_email("bob", "bob@example.org");
-    invite.accept(&bob, Reference::Id, false, now()).unwrap();
+    invite
+        .accept(&bob, Reference::Id, false, PasscodeProof::NotGiven, now())
+        .unwrap();
     let before = invite.clone();
     assert_eq!(
-        invite.accept(&bob, Reference::Id, true, now()),
+        invite.accept(&bob, Reference::Id, true, PasscodeProof::NotGiven, now()),
         Ok(Acceptance::Repeated)
     );
     assert_eq!(invite, before);
@@ -201,21 +210,39 @@ fn accepting_again_by_the_same_user_changes_nothing() {
 fn someone_else_holding_the_token_is_told_they_are_not_the_invitee() {
     let mut invite = email_invite();
     let mallory = with_email("mallory", "mallory@example.org");
-    let result = invite.accept(&mallory, Reference::Token, false, now());
+    let result = invite.accept(
+        &mallory,
+        Reference::Token,
+        false,
+        PasscodeProof::NotGiven,
+        now(),
+    );
     assert_eq!(result, Err(InviteError::InviteeMismatch));
 }
 
 #[test]
 fn a_stranger_naming_the_invite_by_id_is_told_it_does_not_exist() {
     let mut invite = email_invite();
-    let result = invite.accept(&user("mallory"), Reference::Id, false, now());
+    let result = invite.accept(
+        &user("mallory"),
+        Reference::Id,
+        false,
+        PasscodeProof::NotGiven,
+        now(),
+    );
     assert_eq!(result, Err(InviteError::NotFound));
 }
 
 #[test]
 fn the_inviter_cannot_accept_their_own_email_invite() {
     let mut invite = email_invite();
-    let result = invite.accept(&user("alice"), Reference::Id, false, now());
+    let result = invite.accept(
+        &user("alice"),
+        Reference::Id,
+        false,
+        PasscodeProof::NotGiven,
+        now(),
+    );
     assert_eq!(result, Err(InviteError::InviteeMismatch));
 }
 
@@ -223,7 +250,13 @@ fn the_inviter_cannot_accept_their_own_email_invite() {
 fn an_unverified_email_does_not_identify_the_invitee() {
     let mut invite = email_invite();
     // `user` carries no verified email, as a token with email_verified false.
-    let result = invite.accept(&user("bob"), Reference::Token, false, now());
+    let result = invite.accept(
+        &user("bob"),
+        Reference::Token,
+        false,
+        PasscodeProof::NotGiven,
+        now(),
+    );
     assert_eq!(result, Err(InviteError::InviteeMismatch));
 }
 
@@ -231,7 +264,13 @@ fn an_unverified_email_does_not_identify_the_invitee() {
 fn the_invitee_is_checked_before_the_invite_state() {
     let mut invite = email_invite();
     invite.revoke(&user("alice"), "", now()).unwrap();
-    let result = invite.accept(&user("mallory"), Reference::Token, false, now());
+    let result = invite.accept(
+        &user("mallory"),
+        Reference::Token,
+        false,
+        PasscodeProof::NotGiven,
+        now(),
+    );
     assert_eq!(result, Err(InviteError::InviteeMismatch));
 }
 
@@ -242,7 +281,13 @@ fn accepting_a_revoked_invite_fails_as_not_pending() {
         .revoke(&user("alice"), "sent by mistake", now())
         .unwrap();
     let bob = with_email("bob", "bob@example.org");
-    let result = invite.accept(&bob, Reference::Token, false, now());
+    let result = invite.accept(
+        &bob,
+        Reference::Token,
+        false,
+        PasscodeProof::NotGiven,
+        now(),
+    );
     assert_eq!(result, Err(InviteError::NotPending));
     assert_eq!(invite.revoke_reason.as_deref(), Some("sent by mistake"));
 }
@@ -251,11 +296,23 @@ fn accepting_a_revoked_invite_fails_as_not_pending() {
 fn accepting_after_expiry_fails_even_before_the_sweep() {
     let mut invite = email_invite();
     let bob = with_email("bob", "bob@example.org");
-    let result = invite.accept(&bob, Reference::Token, false, invite.expires_at);
+    let result = invite.accept(
+        &bob,
+        Reference::Token,
+        false,
+        PasscodeProof::NotGiven,
+        invite.expires_at,
+    );
     assert_eq!(result, Err(InviteError::Expired));
     invite.status = InviteStatus::Expired;
     assert_eq!(
-        invite.accept(&bob, Reference::Token, false, now()),
+        invite.accept(
+            &bob,
+            Reference::Token,
+            false,
+            PasscodeProof::NotGiven,
+            now()
+        ),
         Err(InviteError::Expired)
     );
 }
@@ -271,6 +328,7 @@ fn accepting_before_starts_at_fails_as_not_yet_valid() {
         &user("bob"),
         Reference::Id,
         false,
+        PasscodeProof::NotGiven,
         now() + Duration::hours(1),
     );
     assert_eq!(result, Err(InviteError::NotYetValid));
@@ -278,6 +336,7 @@ fn accepting_before_starts_at_fails_as_not_yet_valid() {
         &user("bob"),
         Reference::Id,
         false,
+        PasscodeProof::NotGiven,
         now() + Duration::hours(2),
     );
     assert_eq!(result, Ok(Acceptance::New));
@@ -287,11 +346,23 @@ fn accepting_before_starts_at_fails_as_not_yet_valid() {
 fn a_single_use_open_link_is_used_up_by_its_first_user() {
     let mut link = open_link(1);
     assert_eq!(
-        link.accept(&user("u1"), Reference::Token, false, now()),
+        link.accept(
+            &user("u1"),
+            Reference::Token,
+            false,
+            PasscodeProof::NotGiven,
+            now()
+        ),
         Ok(Acceptance::New)
     );
     assert_eq!(link.status, InviteStatus::Accepted);
-    let second = link.accept(&user("u2"), Reference::Token, false, now());
+    let second = link.accept(
+        &user("u2"),
+        Reference::Token,
+        false,
+        PasscodeProof::NotGiven,
+        now(),
+    );
     assert_eq!(second, Err(InviteError::Exhausted));
 }
 
@@ -300,8 +371,14 @@ fn a_multi_use_link_stays_pending_until_its_last_use() {
     let mut link = open_link(3);
     for (n, id) in ["u1", "u2", "u3"].into_iter().enumerate() {
         assert_eq!(link.status, InviteStatus::Pending, "before use {n}");
-        link.accept(&user(id), Reference::Token, false, now())
-            .unwrap();
+        link.accept(
+            &user(id),
+            Reference::Token,
+            false,
+            PasscodeProof::NotGiven,
+            now(),
+        )
+        .unwrap();
     }
     assert_eq!(link.status, InviteStatus::Accepted);
     assert_eq!(link.use_count, 3);
@@ -311,8 +388,14 @@ fn a_multi_use_link_stays_pending_until_its_last_use() {
 fn an_unlimited_link_never_runs_out() {
     let mut link = open_link(0);
     for n in 0..100 {
-        link.accept(&user(&format!("u{n}")), Reference::Token, false, now())
-            .unwrap();
+        link.accept(
+            &user(&format!("u{n}")),
+            Reference::Token,
+            false,
+            PasscodeProof::NotGiven,
+            now(),
+        )
+        .unwrap();
     }
     assert_eq!(link.status, InviteStatus::Pending);
     assert_eq!(link.use_count, 100);
@@ -328,16 +411,34 @@ fn an_open_link_restricted_to_domains_admits_only_verified_emails_there() {
     let mut link = Invite::create(d, &user("alice"), now(), &policy(), Uuid::now_v7()).unwrap();
     let outsider = with_email("eve", "eve@elsewhere.org");
     assert_eq!(
-        link.accept(&outsider, Reference::Token, false, now()),
+        link.accept(
+            &outsider,
+            Reference::Token,
+            false,
+            PasscodeProof::NotGiven,
+            now()
+        ),
         Err(InviteError::InviteeMismatch)
     );
     assert_eq!(
-        link.accept(&user("anon"), Reference::Token, false, now()),
+        link.accept(
+            &user("anon"),
+            Reference::Token,
+            false,
+            PasscodeProof::NotGiven,
+            now()
+        ),
         Err(InviteError::InviteeMismatch)
     );
     let insider = with_email("bob", "bob@EXAMPLE.org");
     assert_eq!(
-        link.accept(&insider, Reference::Token, false, now()),
+        link.accept(
+            &insider,
+            Reference::Token,
+            false,
+            PasscodeProof::NotGiven,
+            now()
+        ),
         Ok(Acceptance::New)
     );
 }
@@ -423,4 +524,227 @@ fn sequences_count_from_one_without_gaps() {
     let mut invite = email_invite();
     assert_eq!(invite.next_sequence(), 1);
     assert_eq!(invite.next_sequence(), 2);
+}
+
+fn with_passcode() -> Invite {
+    let d = InviteDraft {
+        passcode_hash: Some(crate::domain::Passcode::parse("4321").unwrap().hash()),
+        ..draft(DraftInvitee::UserId("bob".into()))
+    };
+    Invite::create(d, &user("alice"), now(), &policy(), Uuid::now_v7()).unwrap()
+}
+
+const WRONG: PasscodeProof = PasscodeProof::Verified { matches: false };
+const RIGHT: PasscodeProof = PasscodeProof::Verified { matches: true };
+
+#[test]
+fn a_passcode_invite_needs_the_passcode() {
+    let mut invite = with_passcode();
+    let bob = user("bob");
+    assert!(
+        invite
+            .check_acceptable(&bob, Reference::Id, false, now())
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        invite.accept(&bob, Reference::Id, false, PasscodeProof::NotGiven, now()),
+        Err(InviteError::PasscodeRequired)
+    );
+    assert_eq!(
+        invite.accept(&bob, Reference::Id, false, WRONG, now()),
+        Ok(Acceptance::PasscodeRejected)
+    );
+    assert_eq!(invite.passcode_failures, 1);
+    assert_eq!(invite.status, InviteStatus::Pending);
+    assert_eq!(
+        invite.accept(&bob, Reference::Id, false, RIGHT, now()),
+        Ok(Acceptance::New)
+    );
+}
+
+#[test]
+fn five_wrong_passcodes_lock_the_invite_even_for_the_right_one() {
+    let mut invite = with_passcode();
+    let bob = user("bob");
+    for _ in 0..5 {
+        assert_eq!(
+            invite.accept(&bob, Reference::Id, false, WRONG, now()),
+            Ok(Acceptance::PasscodeRejected)
+        );
+    }
+    assert_eq!(
+        invite.accept(&bob, Reference::Id, false, RIGHT, now()),
+        Err(InviteError::PasscodeLocked)
+    );
+    invite
+        .resend(&user("alice"), None, &policy(), now())
+        .unwrap();
+    assert_eq!(
+        invite.accept(&bob, Reference::Id, false, RIGHT, now()),
+        Ok(Acceptance::New)
+    );
+}
+
+#[test]
+fn a_stranger_never_reaches_the_passcode_check() {
+    let mut invite = with_passcode();
+    let result = invite.accept(&user("mallory"), Reference::Token, false, WRONG, now());
+    assert_eq!(result, Err(InviteError::InviteeMismatch));
+    assert_eq!(invite.passcode_failures, 0);
+}
+
+#[test]
+fn an_expiry_beyond_the_maximum_ttl_is_refused() {
+    let d = InviteDraft {
+        expires_at: Some(now() + Duration::days(91)),
+        ..draft(DraftInvitee::UserId("bob".into()))
+    };
+    let fields = violations(Invite::create(
+        d,
+        &user("alice"),
+        now(),
+        &policy(),
+        Uuid::now_v7(),
+    ));
+    assert_eq!(fields, ["invite.expires_at"]);
+}
+
+#[test]
+fn resending_moves_the_expiry_and_revives_an_expired_invite() {
+    let mut invite = email_invite();
+    let later = invite.expires_at + Duration::hours(1);
+    assert!(invite.expire(later));
+    assert_eq!(invite.status, InviteStatus::Expired);
+    invite
+        .resend(&user("alice"), Some(Duration::days(2)), &policy(), later)
+        .unwrap();
+    assert_eq!(invite.status, InviteStatus::Pending);
+    assert_eq!(invite.expires_at, later + Duration::days(2));
+}
+
+#[test]
+fn only_the_inviter_resends_and_not_after_an_answer() {
+    let mut invite = email_invite();
+    let bob = with_email("bob", "bob@example.org");
+    assert_eq!(
+        invite.resend(&bob, None, &policy(), now()),
+        Err(InviteError::NotInviter)
+    );
+    assert!(matches!(
+        invite.resend(&user("alice"), Some(Duration::days(365)), &policy(), now()),
+        Err(InviteError::Invalid(_))
+    ));
+    invite
+        .accept(&bob, Reference::Id, false, PasscodeProof::NotGiven, now())
+        .unwrap();
+    assert_eq!(
+        invite.resend(&user("alice"), None, &policy(), now()),
+        Err(InviteError::NotPending)
+    );
+}
+
+#[test]
+fn expiring_touches_only_pending_invites_past_their_expiry() {
+    let mut invite = email_invite();
+    assert!(!invite.expire(now()));
+    invite.revoke(&user("alice"), "", now()).unwrap();
+    assert!(!invite.expire(invite.expires_at + Duration::days(1)));
+}
+
+#[test]
+fn an_update_needs_the_current_etag() {
+    let mut invite = email_invite();
+    let patch = Patch {
+        role: Some("admin".into()),
+        ..Default::default()
+    };
+    let alice = user("alice");
+    assert!(matches!(
+        invite.update(&alice, "", patch.clone(), &policy(), now()),
+        Err(InviteError::Invalid(_))
+    ));
+    assert_eq!(
+        invite.update(&alice, "0", patch.clone(), &policy(), now()),
+        Err(InviteError::EtagMismatch)
+    );
+    let etag = invite.etag();
+    invite
+        .update(&alice, &etag, patch.clone(), &policy(), now())
+        .unwrap();
+    assert_eq!(invite.role.as_str(), "admin");
+    assert_ne!(invite.etag(), etag);
+    assert_eq!(
+        invite.update(&alice, &etag, patch, &policy(), now()),
+        Err(InviteError::EtagMismatch)
+    );
+}
+
+#[test]
+fn an_update_checks_every_changed_field() {
+    let mut invite = open_link(5);
+    invite
+        .accept(
+            &user("u1"),
+            Reference::Token,
+            false,
+            PasscodeProof::NotGiven,
+            now(),
+        )
+        .unwrap();
+    let patch = Patch {
+        role: Some("Not A Role".into()),
+        expires_at: Some(now() - Duration::hours(1)),
+        max_uses: Some(Some(1)),
+        ..Default::default()
+    };
+    let etag = invite.etag();
+    let Err(InviteError::Invalid(v)) =
+        invite.update(&user("alice"), &etag, patch, &policy(), now())
+    else {
+        panic!("expected invalid fields");
+    };
+    let fields: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["invite.role", "invite.expires_at", "invite.max_uses"]
+    );
+}
+
+#[test]
+fn an_update_changes_the_window_uses_and_metadata() {
+    let mut invite = open_link(5);
+    let etag = invite.etag();
+    let patch = Patch {
+        starts_at: Some(Some(now() + Duration::hours(1))),
+        expires_at: Some(now() + Duration::days(3)),
+        max_uses: Some(Some(0)),
+        metadata: Some(Some(serde_json::json!({"channel": "lobby"}))),
+        ..Default::default()
+    };
+    invite
+        .update(&user("alice"), &etag, patch, &policy(), now())
+        .unwrap();
+    assert_eq!(invite.starts_at, Some(now() + Duration::hours(1)));
+    assert_eq!(invite.expires_at, now() + Duration::days(3));
+    assert_eq!(invite.max_uses, 0);
+    assert_eq!(
+        invite.metadata,
+        Some(serde_json::json!({"channel": "lobby"}))
+    );
+}
+
+#[test]
+fn only_pending_invites_are_updated() {
+    let mut invite = email_invite();
+    invite.revoke(&user("alice"), "", now()).unwrap();
+    let etag = invite.etag();
+    let patch = Patch {
+        role: Some("admin".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        invite.update(&user("alice"), &etag, patch, &policy(), now()),
+        Err(InviteError::NotPending)
+    );
 }

@@ -1,16 +1,21 @@
 //! The invite's rules, pure: no tonic, no sea-orm, no lapin.
 
+mod batch;
 mod caller;
 mod error;
 mod event;
 mod invite;
 pub mod paging;
+mod passcode;
 mod values;
 
+pub use batch::{BatchDraft, BatchPlan, MAX_EMAILS, Refusal, Refused, plan_batch};
 pub use caller::Caller;
 pub use error::{FieldViolation, InviteError, Violations};
 pub use event::EventKind;
 pub use invite::{
-    Acceptance, DraftInvitee, Invite, InviteDraft, InviteStatus, Invitee, Policy, Reference,
+    Acceptance, DraftInvitee, Invite, InviteDraft, InviteStatus, Invitee, PasscodeProof, Patch,
+    Policy, Reference,
 };
+pub use passcode::{Passcode, PasscodeHash};
 pub use values::{Email, EmailDomain, Id, Identifier, InviteToken, Phone, TokenDigest};

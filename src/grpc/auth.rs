@@ -328,4 +328,61 @@ mod tests {
         let jwt = mint(SECRET, &request).unwrap();
         assert!(strict.authenticate(Some(&format!("Bearer {jwt}"))).is_ok());
     }
+
+    fn signed_with(algorithm: Algorithm, private_pem: &[u8]) -> String {
+        let key = match algorithm {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(private_pem).unwrap(),
+            _ => EncodingKey::from_ec_pem(private_pem).unwrap(),
+        };
+        let claims = Claims {
+            sub: "svc-billing".into(),
+            exp: jsonwebtoken::get_current_timestamp() + 60,
+            email: None,
+            email_verified: false,
+            phone_number: None,
+            phone_number_verified: false,
+            scope: Some("openid invites:admin".into()),
+            iss: None,
+            aud: None,
+        };
+        let jwt = jsonwebtoken::encode(&Header::new(algorithm), &claims, &key).unwrap();
+        format!("Bearer {jwt}")
+    }
+
+    #[test]
+    fn rs256_and_es256_tokens_verify_with_their_public_keys() {
+        let fixtures = [
+            (
+                Algorithm::RS256,
+                &include_bytes!("../../tests/fixtures/rs256-private.pem")[..],
+                &include_bytes!("../../tests/fixtures/rs256-public.pem")[..],
+            ),
+            (
+                Algorithm::ES256,
+                &include_bytes!("../../tests/fixtures/es256-private.pem")[..],
+                &include_bytes!("../../tests/fixtures/es256-public.pem")[..],
+            ),
+        ];
+        for (algorithm, private_pem, public_pem) in fixtures {
+            let auth =
+                Authenticator::new(VerifyingKey::PublicKeyPem(public_pem.to_vec()), None, None)
+                    .unwrap();
+            let caller = auth
+                .authenticate(Some(&signed_with(algorithm, private_pem)))
+                .unwrap();
+            assert_eq!(caller.user_id.as_str(), "svc-billing");
+            assert!(caller.is_admin, "{algorithm:?}");
+            // An HS256 token is refused by a public-key verifier.
+            assert!(
+                auth.authenticate(Some(&token("alice", None, false)))
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn a_public_key_that_is_not_pem_is_refused_at_start() {
+        let result = Authenticator::new(VerifyingKey::PublicKeyPem(b"nope".to_vec()), None, None);
+        assert!(result.is_err());
+    }
 }

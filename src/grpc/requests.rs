@@ -3,9 +3,10 @@
 //! build here until someone decides what it means.
 
 use crate::{
-    app::InviteRef,
+    app::{IdempotencyKey, InviteRef},
     domain::{
-        DraftInvitee, InviteDraft, InviteError, InviteStatus, Violations, paging::RawListRequest,
+        BatchDraft, DraftInvitee, InviteDraft, InviteError, InviteStatus, Patch, Violations,
+        paging::RawListRequest,
     },
     pb,
 };
@@ -69,7 +70,113 @@ pub fn invite_draft(invite: Option<pb::Invite>) -> Result<InviteDraft, InviteErr
         expires_at,
         max_uses,
         metadata: metadata.as_ref().map(pb::struct_to_json),
+        passcode_hash: None,
     })
+}
+
+/// The idempotency key of a create request: its `request_id`, and a hash of
+/// the rest of it. The passcode is left out of that hash: a fast hash of a
+/// short secret would be a way to guess it.
+pub fn idempotency_key<M: prost::Message>(
+    request_id: &str,
+    request_without_secrets: &M,
+) -> Result<Option<IdempotencyKey>, InviteError> {
+    IdempotencyKey::parse(request_id, &request_without_secrets.encode_to_vec())
+}
+
+pub fn batch_draft(request: pb::BatchCreateInvitesRequest) -> Result<BatchDraft, InviteError> {
+    let pb::BatchCreateInvitesRequest {
+        target_type,
+        target_id,
+        emails,
+        role,
+        expires_at,
+        metadata,
+        inviter_id,
+        // Handled by the caller.
+        notify: _,
+        request_id: _,
+    } = request;
+    let expires_at = expires_at
+        .map(|ts| {
+            pb::from_timestamp(&ts)
+                .ok_or_else(|| InviteError::invalid("expires_at", "is not a valid timestamp"))
+        })
+        .transpose()?;
+    Ok(BatchDraft {
+        target_type,
+        target_id,
+        inviter_id,
+        emails,
+        role,
+        expires_at,
+        metadata: metadata.as_ref().map(pb::struct_to_json),
+    })
+}
+
+/// What UpdateInvite may change, by `update_mask` path.
+const UPDATABLE: [&str; 5] = ["role", "expires_at", "starts_at", "max_uses", "metadata"];
+
+/// The invite's id, the client's etag, and the patch the mask selects.
+pub fn update_request(
+    request: pb::UpdateInviteRequest,
+) -> Result<(String, String, Patch), InviteError> {
+    let pb::UpdateInviteRequest {
+        invite,
+        update_mask,
+    } = request;
+    let invite = invite.ok_or_else(|| InviteError::invalid("invite", "is required"))?;
+    let paths = update_mask.map(|mask| mask.paths).unwrap_or_default();
+    let mut bad = Violations::default();
+    if paths.is_empty() {
+        bad.add(
+            "update_mask",
+            format!(
+                "is required: name the fields to change among {}",
+                UPDATABLE.join(", ")
+            ),
+        );
+    }
+    let mut patch = Patch::default();
+    for path in &paths {
+        let path = path.strip_prefix("invite.").unwrap_or(path);
+        match path {
+            "role" => patch.role = Some(invite.role.clone()),
+            "expires_at" => match invite.expires_at.as_ref().map(pb::from_timestamp) {
+                Some(Some(at)) => patch.expires_at = Some(at),
+                Some(None) => bad.add("invite.expires_at", "is not a valid timestamp"),
+                None => bad.add("invite.expires_at", "is required when update_mask names it"),
+            },
+            "starts_at" => match invite.starts_at.as_ref().map(pb::from_timestamp) {
+                Some(Some(at)) => patch.starts_at = Some(Some(at)),
+                Some(None) => bad.add("invite.starts_at", "is not a valid timestamp"),
+                None => patch.starts_at = Some(None),
+            },
+            "max_uses" => patch.max_uses = Some(invite.max_uses),
+            "metadata" => patch.metadata = Some(invite.metadata.as_ref().map(pb::struct_to_json)),
+            other => bad.add(
+                "update_mask",
+                format!(
+                    "{other:?} cannot be updated; the fields are {}",
+                    UPDATABLE.join(", ")
+                ),
+            ),
+        }
+    }
+    bad.into_result()?;
+    Ok((invite.id, invite.etag, patch))
+}
+
+/// A `google.protobuf.Duration` as a TTL; None when unset.
+pub fn ttl(ttl: Option<prost_types::Duration>) -> Result<Option<chrono::Duration>, InviteError> {
+    ttl.map(|d| {
+        let valid = (0..1_000_000_000).contains(&d.nanos) && d.seconds >= 0;
+        valid
+            .then(|| chrono::Duration::new(d.seconds, d.nanos as u32))
+            .flatten()
+            .ok_or_else(|| InviteError::invalid("ttl", "is not a valid positive duration"))
+    })
+    .transpose()
 }
 
 pub fn list_request(request: pb::ListInvitesRequest) -> Result<RawListRequest, InviteError> {

@@ -1,6 +1,7 @@
 //! The InviteService handlers: authenticate, convert, call the use case,
 //! convert back. Nothing else happens here.
 
+use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use super::requests;
@@ -36,9 +37,16 @@ impl InviteService for InviteApi {
         request: Request<pb::CreateInviteRequest>,
     ) -> Result<Response<pb::CreateInviteResponse>, Status> {
         let caller = caller(&request)?;
-        let pb::CreateInviteRequest { invite, notify } = request.into_inner();
+        let mut request = request.into_inner();
+        let passcode = std::mem::take(&mut request.passcode);
+        let request_id = std::mem::take(&mut request.request_id);
+        let key = requests::idempotency_key(&request_id, &request)?;
+        let pb::CreateInviteRequest { invite, notify, .. } = request;
         let draft = requests::invite_draft(invite)?;
-        let (invite, token) = self.invites.create(&caller, draft, notify).await?;
+        let (invite, token) = self
+            .invites
+            .create(&caller, draft, &passcode, notify, key)
+            .await?;
         Ok(Response::new(pb::CreateInviteResponse {
             invite: Some((&invite).into()),
             token: token.expose().to_owned(),
@@ -73,8 +81,12 @@ impl InviteService for InviteApi {
         request: Request<pb::AcceptInviteRequest>,
     ) -> Result<Response<pb::Invite>, Status> {
         let caller = caller(&request)?;
-        let reference = requests::invite_ref(request.into_inner().invite_ref)?;
-        let invite = self.invites.accept(&caller, reference).await?;
+        let pb::AcceptInviteRequest {
+            invite_ref,
+            passcode,
+        } = request.into_inner();
+        let reference = requests::invite_ref(invite_ref)?;
+        let invite = self.invites.accept(&caller, reference, &passcode).await?;
         Ok(Response::new((&invite).into()))
     }
 
@@ -105,5 +117,106 @@ impl InviteService for InviteApi {
         let caller = caller(&request)?;
         self.invites.delete(&caller, &request.get_ref().id).await?;
         Ok(Response::new(()))
+    }
+
+    async fn batch_create_invites(
+        &self,
+        request: Request<pb::BatchCreateInvitesRequest>,
+    ) -> Result<Response<pb::BatchCreateInvitesResponse>, Status> {
+        let caller = caller(&request)?;
+        let mut request = request.into_inner();
+        let request_id = std::mem::take(&mut request.request_id);
+        let key = requests::idempotency_key(&request_id, &request)?;
+        let notify = request.notify;
+        let draft = requests::batch_draft(request)?;
+        let created = self
+            .invites
+            .batch_create(&caller, draft, notify, key)
+            .await?;
+        Ok(Response::new(pb::BatchCreateInvitesResponse {
+            created: created
+                .invites
+                .iter()
+                .map(|(invite, token)| pb::CreatedInvite {
+                    invite: Some(invite.into()),
+                    token: token.expose().to_owned(),
+                })
+                .collect(),
+            invalid: created
+                .refused
+                .into_iter()
+                .map(|refused| pb::InvalidEmail {
+                    email: refused.email,
+                    reason: refused.reason.as_str().to_owned(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_invite_by_token(
+        &self,
+        request: Request<pb::GetInviteByTokenRequest>,
+    ) -> Result<Response<pb::Invite>, Status> {
+        let caller = caller(&request)?;
+        let invite = self
+            .invites
+            .get_by_token(&caller, &request.get_ref().token)
+            .await?;
+        Ok(Response::new((&invite).into()))
+    }
+
+    async fn update_invite(
+        &self,
+        request: Request<pb::UpdateInviteRequest>,
+    ) -> Result<Response<pb::Invite>, Status> {
+        let caller = caller(&request)?;
+        let (id, etag, patch) = requests::update_request(request.into_inner())?;
+        let invite = self.invites.update(&caller, &id, &etag, patch).await?;
+        Ok(Response::new((&invite).into()))
+    }
+
+    async fn resend_invite(
+        &self,
+        request: Request<pb::ResendInviteRequest>,
+    ) -> Result<Response<pb::ResendInviteResponse>, Status> {
+        let caller = caller(&request)?;
+        let pb::ResendInviteRequest { id, notify, ttl } = request.into_inner();
+        let ttl = requests::ttl(ttl)?;
+        let (invite, token) = self.invites.resend(&caller, &id, ttl, notify).await?;
+        Ok(Response::new(pb::ResendInviteResponse {
+            invite: Some((&invite).into()),
+            token: token.expose().to_owned(),
+        }))
+    }
+
+    async fn list_invite_events(
+        &self,
+        request: Request<pb::ListInviteEventsRequest>,
+    ) -> Result<Response<pb::ListInviteEventsResponse>, Status> {
+        let caller = caller(&request)?;
+        let pb::ListInviteEventsRequest {
+            invite_id,
+            page_size,
+            page_token,
+        } = request.into_inner();
+        let history = self
+            .invites
+            .history(&caller, &invite_id, page_size, &page_token)
+            .await?;
+        let events = history
+            .events
+            .iter()
+            .map(|stored| {
+                pb::InviteEvent::decode(stored.payload.as_slice()).map_err(|err| {
+                    Status::from(crate::error::Error::Internal(
+                        anyhow::Error::new(err).context(format!("event {} payload", stored.id)),
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Response::new(pb::ListInviteEventsResponse {
+            events,
+            next_page_token: history.next_page_token.unwrap_or_default(),
+        }))
     }
 }

@@ -56,9 +56,13 @@ impl From<InviteError> for Status {
                 return Status::with_error_details(Code::InvalidArgument, summary, details);
             }
             InviteError::NotFound => Code::NotFound,
-            InviteError::InviteeMismatch | InviteError::NotInviter | InviteError::NotAdmin => {
-                Code::PermissionDenied
-            }
+            InviteError::InviteeMismatch
+            | InviteError::NotInviter
+            | InviteError::NotAdmin
+            | InviteError::PasscodeRequired
+            | InviteError::WrongPasscode => Code::PermissionDenied,
+            InviteError::PasscodeLocked => Code::ResourceExhausted,
+            InviteError::EtagMismatch => Code::Aborted,
             InviteError::NotPending
             | InviteError::Expired
             | InviteError::NotYetValid

@@ -65,3 +65,13 @@ impl RelayWakeup {
         self.0.notified().await;
     }
 }
+
+/// The inviter an event recorded: who may still read a deleted invite's history.
+pub fn recorded_inviter(event: &crate::store::StoredEvent) -> crate::error::Result<String> {
+    let body = pb::InviteEvent::decode(event.payload.as_slice())
+        .map_err(|err| anyhow::Error::new(err).context(format!("event {} payload", event.id)))?;
+    Ok(body
+        .invite
+        .map(|invite| invite.inviter_id)
+        .unwrap_or_default())
+}

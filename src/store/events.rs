@@ -102,3 +102,31 @@ pub async fn mark_published(
         .await?;
     Ok(())
 }
+
+/// One invite's history, oldest first, after sequence `after`.
+pub async fn invite_history(
+    conn: &impl ConnectionTrait,
+    invite_id: Uuid,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<StoredEvent>> {
+    Ok(invite_event::Entity::find()
+        .filter(invite_event::Column::InviteId.eq(invite_id))
+        .filter(invite_event::Column::Sequence.gt(after))
+        .order_by_asc(invite_event::Column::Sequence)
+        .limit(limit)
+        .all(conn)
+        .await?)
+}
+
+/// An invite's latest event: its last known state, even once deleted.
+pub async fn latest_event(
+    conn: &impl ConnectionTrait,
+    invite_id: Uuid,
+) -> Result<Option<StoredEvent>> {
+    Ok(invite_event::Entity::find()
+        .filter(invite_event::Column::InviteId.eq(invite_id))
+        .order_by_desc(invite_event::Column::Sequence)
+        .one(conn)
+        .await?)
+}

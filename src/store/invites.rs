@@ -2,8 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, sea_query::OnConflict,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, SqlErr,
+    sea_query::{Expr, LockBehavior, LockType, OnConflict},
 };
 use uuid::Uuid;
 
@@ -12,7 +15,7 @@ use super::{
     rows,
 };
 use crate::{
-    domain::{Caller, Id, Invite, InviteError, TokenDigest, paging::ListQuery},
+    domain::{Caller, Id, Invite, InviteError, InviteStatus, TokenDigest, paging::ListQuery},
     error::Result,
 };
 
@@ -48,11 +51,42 @@ pub async fn find_invite(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option
     Ok(row.map(rows::to_domain).transpose()?)
 }
 
+/// Inserts a new invite unless a unique index refuses it (a pending invite
+/// for the same target and invitee): false then. Unlike a failed insert, this
+/// leaves a PostgreSQL transaction usable, so a batch goes on.
+pub async fn try_insert_invite(
+    conn: &impl ConnectionTrait,
+    invite: &Invite,
+    token: &TokenDigest,
+) -> Result<bool> {
+    let inserted = invite::Entity::insert(rows::to_new_row(invite, token))
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .exec_without_returning(conn)
+        .await?;
+    Ok(inserted == 1)
+}
+
 /// Reads an invite and holds its row lock until the transaction ends, so
 /// concurrent changes of one invite run one after another (PostgreSQL:
 /// `FOR UPDATE`; SQLite has one writer at a time anyway).
 pub async fn lock_invite(conn: &impl ConnectionTrait, lookup: &Lookup) -> Result<Option<Invite>> {
-    let query = invite::Entity::find().lock_exclusive();
+    load_invite(conn, lookup, true).await
+}
+
+/// Reads an invite by id or token without locking it.
+pub async fn read_invite(conn: &impl ConnectionTrait, lookup: &Lookup) -> Result<Option<Invite>> {
+    load_invite(conn, lookup, false).await
+}
+
+async fn load_invite(
+    conn: &impl ConnectionTrait,
+    lookup: &Lookup,
+    lock: bool,
+) -> Result<Option<Invite>> {
+    let mut query = invite::Entity::find();
+    if lock {
+        query = query.lock_exclusive();
+    }
     let row = match lookup {
         Lookup::Id(id) => query.filter(invite::Column::Id.eq(*id)).one(conn).await?,
         Lookup::Token(digest) => query
@@ -66,10 +100,54 @@ pub async fn lock_invite(conn: &impl ConnectionTrait, lookup: &Lookup) -> Result
     Ok(row.map(rows::to_domain).transpose()?)
 }
 
-/// Writes the columns a state change may touch.
+/// Writes the columns a state change may touch. Reviving an expired invite
+/// can meet a newer pending one for the same invitee: the unique index says so.
 pub async fn save_invite(conn: &impl ConnectionTrait, invite: &Invite) -> Result<()> {
-    rows::to_changed_row(invite).update(conn).await?;
+    match rows::to_changed_row(invite).update(conn).await {
+        Ok(_) => Ok(()),
+        Err(err) => match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(msg)) if msg.contains("invitee") => {
+                Err(InviteError::AlreadyExists.into())
+            }
+            _ => Err(err.into()),
+        },
+    }
+}
+
+/// Replaces the token: the old one stops working with this commit.
+pub async fn replace_token(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    token: &TokenDigest,
+) -> Result<()> {
+    invite::Entity::update_many()
+        .col_expr(invite::Column::TokenHash, Expr::value(token.as_str()))
+        .filter(invite::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
     Ok(())
+}
+
+/// Claims up to `limit` pending invites past their expiry, locked for this
+/// transaction. `SKIP LOCKED`: replicas sweeping at once take different rows
+/// instead of queueing behind each other (SQLite has one writer anyway).
+pub async fn claim_expired(
+    conn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Invite>> {
+    let found = invite::Entity::find()
+        .filter(invite::Column::Status.eq(InviteStatus::Pending.as_str()))
+        .filter(invite::Column::ExpiresAt.lte(now))
+        .order_by_asc(invite::Column::ExpiresAt)
+        .limit(limit)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .all(conn)
+        .await?;
+    Ok(found
+        .into_iter()
+        .map(rows::to_domain)
+        .collect::<anyhow::Result<_>>()?)
 }
 
 pub async fn delete_invite(conn: &impl ConnectionTrait, id: Uuid) -> Result<()> {

@@ -2,6 +2,7 @@
 
 pub mod entities;
 mod events;
+mod idempotency;
 mod invites;
 mod rows;
 
@@ -22,11 +23,13 @@ use sea_orm::{
 };
 
 pub use events::{
-    NewEvent, StoredEvent, enqueue_event, mark_published, try_lead_relay, unpublished_events,
+    NewEvent, StoredEvent, enqueue_event, invite_history, latest_event, mark_published,
+    try_lead_relay, unpublished_events,
 };
+pub use idempotency::{StoredAnswer, find_answer, forget_answers_before, record_answer};
 pub use invites::{
-    Lookup, delete_invite, find_invite, has_redeemed, insert_invite, list_invites, lock_invite,
-    record_redemption, save_invite,
+    Lookup, claim_expired, delete_invite, find_invite, has_redeemed, insert_invite, list_invites,
+    lock_invite, read_invite, record_redemption, replace_token, save_invite, try_insert_invite,
 };
 
 use crate::error::{Error, Result};

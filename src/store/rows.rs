@@ -6,7 +6,8 @@ use sea_orm::ActiveValue::Set;
 
 use super::entities::invite;
 use crate::domain::{
-    Email, EmailDomain, Id, Identifier, Invite, InviteStatus, Invitee, Phone, TokenDigest,
+    Email, EmailDomain, Id, Identifier, Invite, InviteStatus, Invitee, PasscodeHash, Phone,
+    TokenDigest,
 };
 
 pub(super) fn to_domain(row: invite::Model) -> anyhow::Result<Invite> {
@@ -48,6 +49,9 @@ pub(super) fn to_domain(row: invite::Model) -> anyhow::Result<Invite> {
         max_uses: u32::try_from(row.max_uses).map_err(|e| corrupt("max_uses", e.to_string()))?,
         use_count: u32::try_from(row.use_count).map_err(|e| corrupt("use_count", e.to_string()))?,
         metadata: row.metadata,
+        passcode_hash: row.passcode_hash.map(PasscodeHash::from_stored),
+        passcode_failures: u32::try_from(row.passcode_failures)
+            .map_err(|e| corrupt("passcode_failures", e.to_string()))?,
         accepted_by: optional_id("accepted_by", row.accepted_by)?,
         accepted_at: row.accepted_at,
         rejected_at: row.rejected_at,
@@ -86,8 +90,7 @@ pub(super) fn to_new_row(invite: &Invite, token: &TokenDigest) -> invite::Active
     row.invitee_user_id = Set(user);
     row.invitee_key = Set(invite.invitee.key());
     row.allowed_email_domains = Set(serde_json::Value::from(domains));
-    row.passcode_hash = Set(None);
-    row.passcode_failures = Set(0);
+    row.passcode_hash = Set(invite.passcode_hash.as_ref().map(|h| h.as_str().to_owned()));
     row.token_hash = Set(token.as_str().to_owned());
     row.created_at = Set(invite.created_at);
     row
@@ -104,6 +107,7 @@ pub(super) fn to_changed_row(invite: &Invite) -> invite::ActiveModel {
         max_uses: Set(invite.max_uses as i32),
         use_count: Set(invite.use_count as i32),
         metadata: Set(invite.metadata.clone()),
+        passcode_failures: Set(invite.passcode_failures as i32),
         accepted_by: Set(invite.accepted_by.as_ref().map(ToString::to_string)),
         accepted_at: Set(invite.accepted_at),
         rejected_at: Set(invite.rejected_at),

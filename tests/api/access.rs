@@ -107,11 +107,7 @@ async fn accepting_as_someone_other_than_the_invitee_is_permission_denied(db: Db
         .await
         .unwrap()
         .into_inner();
-    let by_token = || pb::AcceptInviteRequest {
-        invite_ref: Some(pb::accept_invite_request::InviteRef::Token(
-            created.token.clone(),
-        )),
-    };
+    let by_token = || accept_by_token(created.token.clone());
 
     let stranger = client
         .accept_invite(authed(
@@ -146,7 +142,7 @@ async fn bad_input_is_invalid_argument_naming_every_field(db: Db) {
             max_uses: Some(-1),
             ..Default::default()
         }),
-        notify: false,
+        ..Default::default()
     };
 
     let refused = client
@@ -165,13 +161,7 @@ async fn bad_input_is_invalid_argument_naming_every_field(db: Db) {
         ]
     );
     let no_invite = client
-        .create_invite(authed(
-            pb::CreateInviteRequest {
-                invite: None,
-                notify: false,
-            },
-            &alice,
-        ))
+        .create_invite(authed(pb::CreateInviteRequest::default(), &alice))
         .await
         .unwrap_err();
     assert_eq!(bad_fields(&no_invite), ["invite"]);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::helpers::*;
 use crate::on_both_databases;
-use invite_service::pb::{self, InviteStatus};
+use invite_service::pb::InviteStatus;
 use tonic::Code;
 
 on_both_databases!(twenty_concurrent_accepts_of_a_single_use_link_have_one_winner_and_one_event);
@@ -26,9 +26,7 @@ async fn twenty_concurrent_accepts_of_a_single_use_link_have_one_winner_and_one_
         let mut client = client.clone();
         let link_token = link.token.clone();
         tokio::spawn(async move {
-            let accept = pb::AcceptInviteRequest {
-                invite_ref: Some(pb::accept_invite_request::InviteRef::Token(link_token)),
-            };
+            let accept = accept_by_token(link_token);
             client
                 .accept_invite(authed(accept, &token(&format!("racer-{n}"), None, false)))
                 .await

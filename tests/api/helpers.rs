@@ -137,6 +137,8 @@ pub fn settings(options: &Options) -> Settings {
         jwt_issuer: None,
         jwt_audience: None,
         default_ttl: Duration::from_secs(7 * 86_400),
+        max_ttl: Duration::from_secs(365 * 86_400),
+        sweep_interval: Duration::from_secs(3600),
         drain_timeout: Duration::from_secs(10),
     }
 }
@@ -362,7 +364,7 @@ pub fn email_invite(target_id: &str, email: &str) -> pb::CreateInviteRequest {
             invitee: Some(pb::invite::Invitee::InviteeEmail(email.into())),
             ..Default::default()
         }),
-        notify: false,
+        ..Default::default()
     }
 }
 
@@ -375,7 +377,7 @@ pub fn open_link(target_id: &str, max_uses: Option<i32>) -> pb::CreateInviteRequ
             max_uses,
             ..Default::default()
         }),
-        notify: false,
+        ..Default::default()
     }
 }
 
@@ -402,4 +404,18 @@ pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+pub fn accept_by_token(token: impl Into<String>) -> pb::AcceptInviteRequest {
+    pb::AcceptInviteRequest {
+        invite_ref: Some(pb::accept_invite_request::InviteRef::Token(token.into())),
+        passcode: String::new(),
+    }
+}
+
+pub fn accept_by_id(id: impl Into<String>) -> pb::AcceptInviteRequest {
+    pb::AcceptInviteRequest {
+        invite_ref: Some(pb::accept_invite_request::InviteRef::Id(id.into())),
+        passcode: String::new(),
+    }
 }

@@ -85,11 +85,7 @@ async fn a_notify_invite_carries_its_token_in_the_created_event_only(db: Db) {
         .unwrap()
         .into_inner();
     let bob = token("bob", Some("bob@example.org"), false);
-    let accept = pb::AcceptInviteRequest {
-        invite_ref: Some(pb::accept_invite_request::InviteRef::Token(
-            created.token.clone(),
-        )),
-    };
+    let accept = accept_by_token(created.token.clone());
     client.accept_invite(authed(accept, &bob)).await.unwrap();
 
     let [created_event, accepted_event] = <[Received; 2]>::try_from(events.take(2).await)
@@ -116,9 +112,7 @@ async fn the_invitee_accepting_publishes_invite_accepted_with_the_next_sequence(
     let id = created.invite.unwrap().id;
 
     let bob = token("bob", Some("BOB@example.org"), false);
-    let accept = pb::AcceptInviteRequest {
-        invite_ref: Some(pb::accept_invite_request::InviteRef::Id(id.clone())),
-    };
+    let accept = accept_by_id(id.clone());
     let accepted = client
         .accept_invite(authed(accept, &bob))
         .await
@@ -152,11 +146,7 @@ async fn accepting_twice_returns_the_first_acceptance_and_publishes_nothing_new(
         .unwrap()
         .into_inner();
     let bob = token("bob", Some("bob@example.org"), false);
-    let accept = || pb::AcceptInviteRequest {
-        invite_ref: Some(pb::accept_invite_request::InviteRef::Token(
-            created.token.clone(),
-        )),
-    };
+    let accept = || accept_by_token(created.token.clone());
 
     let first = client
         .accept_invite(authed(accept(), &bob))
@@ -189,7 +179,7 @@ async fn the_invitee_rejecting_publishes_invite_rejected(db: Db) {
             invitee: Some(pb::invite::Invitee::InviteeUserId("bob".into())),
             ..Default::default()
         }),
-        notify: false,
+        ..Default::default()
     };
     let created = client
         .create_invite(authed(request, &token("alice", None, false)))
@@ -243,9 +233,7 @@ async fn accepting_a_revoked_invite_fails_with_failed_precondition(db: Db) {
     assert_eq!(revoked.revoke_reason, "sent to the wrong team");
 
     let bob = token("bob", Some("bob@example.org"), false);
-    let accept = pb::AcceptInviteRequest {
-        invite_ref: Some(pb::accept_invite_request::InviteRef::Token(created.token)),
-    };
+    let accept = accept_by_token(created.token);
     let refused = client
         .accept_invite(authed(accept, &bob))
         .await

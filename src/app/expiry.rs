@@ -1,0 +1,45 @@
+use chrono::Duration;
+
+use super::{Invites, now};
+use crate::{domain::EventKind, error::Result, outbox, store};
+
+/// Invites expired per transaction: bounded, so a backlog never holds locks long.
+const EXPIRY_BATCH: u64 = 500;
+/// Idempotency keys live at least this long.
+pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::hours(24);
+
+impl Invites {
+    /// Turns every pending invite past its expiry into EXPIRED, one
+    /// `invite.expired` event each; returns how many.
+    #[tracing::instrument(skip_all)]
+    pub async fn expire_due(&self) -> Result<usize> {
+        let mut expired = 0;
+        loop {
+            let now = now();
+            let txn = self.store.begin().await?;
+            let claimed = store::claim_expired(&txn, now, EXPIRY_BATCH).await?;
+            let claimed_count = claimed.len();
+            for mut invite in claimed {
+                if !invite.expire(now) {
+                    continue;
+                }
+                let event = outbox::event_for(EventKind::Expired, &mut invite, None, None, now);
+                store::save_invite(&txn, &invite).await?;
+                store::enqueue_event(&txn, event).await?;
+                expired += 1;
+            }
+            txn.commit().await?;
+            if claimed_count > 0 {
+                self.wakeup.wake();
+            }
+            if (claimed_count as u64) < EXPIRY_BATCH {
+                return Ok(expired);
+            }
+        }
+    }
+
+    /// Forgets idempotent answers past their lifetime.
+    pub async fn forget_old_answers(&self) -> Result<u64> {
+        store::forget_answers_before(self.store.conn()?, now() - IDEMPOTENCY_KEY_LIFETIME).await
+    }
+}
