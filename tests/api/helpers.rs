@@ -110,10 +110,12 @@ pub struct TestApp {
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+#[derive(Clone)]
 pub struct Options {
     pub database_url: String,
     pub exchange: String,
     pub amqp_url: String,
+    pub sweep_interval: Duration,
 }
 
 impl Options {
@@ -122,6 +124,7 @@ impl Options {
             database_url: fresh_database(db).await,
             exchange: format!("invites-test-{}", Uuid::now_v7().simple()),
             amqp_url: amqp_url(),
+            sweep_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -138,7 +141,7 @@ pub fn settings(options: &Options) -> Settings {
         jwt_audience: None,
         default_ttl: Duration::from_secs(7 * 86_400),
         max_ttl: Duration::from_secs(365 * 86_400),
-        sweep_interval: Duration::from_secs(3600),
+        sweep_interval: options.sweep_interval,
         drain_timeout: Duration::from_secs(10),
     }
 }
@@ -418,4 +421,23 @@ pub fn accept_by_id(id: impl Into<String>) -> pb::AcceptInviteRequest {
         invite_ref: Some(pb::accept_invite_request::InviteRef::Id(id.into())),
         passcode: String::new(),
     }
+}
+
+/// Creates an invite as `inviter` and returns it with its token.
+pub async fn create(
+    client: &mut InviteServiceClient<Channel>,
+    request: pb::CreateInviteRequest,
+    inviter: &str,
+) -> (pb::Invite, String) {
+    let created = client
+        .create_invite(authed(request, inviter))
+        .await
+        .expect("create the invite")
+        .into_inner();
+    (created.invite.expect("an invite"), created.token)
+}
+
+/// A timestamp `offset` from now.
+pub fn timestamp_in(offset: chrono::Duration) -> prost_types::Timestamp {
+    invite_service::pb::timestamp(chrono::Utc::now() + offset)
 }

@@ -4,8 +4,15 @@
 mod helpers;
 
 mod access;
+mod batch;
+mod changes;
 mod concurrency;
+mod expiry;
+mod history;
+mod idempotency;
 mod lifecycle;
+mod links;
 mod listing;
+mod passcodes;
 mod resilience;
 mod serving;

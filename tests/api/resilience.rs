@@ -55,6 +55,7 @@ async fn events_written_while_the_broker_is_unreachable_are_published_once_it_is
         database_url,
         exchange,
         amqp_url: amqp_url(),
+        sweep_interval: Duration::from_secs(3600),
     })
     .await;
     let received = events.take(6).await;
@@ -84,6 +85,7 @@ async fn while_the_database_is_unreachable_health_is_not_serving_and_calls_are_u
         database_url: "postgres://postgres@127.0.0.1:1/invites".into(),
         exchange: format!("invites-test-{}", uuid::Uuid::now_v7().simple()),
         amqp_url: amqp_url(),
+        sweep_interval: Duration::from_secs(3600),
     };
     let app = TestApp::start_unready(&options).await;
 

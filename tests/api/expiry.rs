@@ -1,0 +1,121 @@
+//! Expiry: refused at once, swept in the background, once per invite even
+//! with several replicas.
+
+use std::{collections::HashMap, time::Duration};
+
+use crate::helpers::*;
+use crate::on_both_databases;
+use invite_service::pb::{self, InviteEventType, InviteStatus};
+use tonic::Code;
+
+on_both_databases!(
+    accepting_after_expiry_fails_before_the_sweep_reaches_the_invite,
+    the_sweep_expires_pending_invites_with_one_event_each,
+);
+
+fn expiring_soon(email: &str) -> pb::CreateInviteRequest {
+    let mut request = email_invite("org-1", email);
+    request.invite.as_mut().unwrap().expires_at =
+        Some(timestamp_in(chrono::Duration::milliseconds(800)));
+    request
+}
+
+async fn accepting_after_expiry_fails_before_the_sweep_reaches_the_invite(db: Db) {
+    let app = spawn_app(db).await;
+    let mut client = app.client().await;
+    let (_, link) = create(
+        &mut client,
+        expiring_soon("bob@example.org"),
+        &token("alice", None, false),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    let late = client
+        .accept_invite(authed(
+            accept_by_token(link),
+            &token("bob", Some("bob@example.org"), false),
+        ))
+        .await
+        .unwrap_err();
+
+    assert_eq!(late.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&late), "INVITE_EXPIRED");
+    app.stop().await;
+}
+
+async fn the_sweep_expires_pending_invites_with_one_event_each(db: Db) {
+    let mut options = Options::fresh(db).await;
+    options.sweep_interval = Duration::from_millis(200);
+    let mut events = Events::bind(&options.exchange).await;
+    let app = TestApp::start(options).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    let (soon, _) = create(&mut client, expiring_soon("bob@example.org"), &alice).await;
+    let (later, _) = create(&mut client, email_invite("org-1", "cy@example.org"), &alice).await;
+
+    let received = events.take(3).await;
+
+    let expired = &received[2];
+    assert_eq!(expired.routing_key, "invite.expired");
+    assert_eq!(expired.event.r#type(), InviteEventType::Expired);
+    assert_eq!(expired.event.actor_id, "", "the service's own change");
+    assert_eq!(expired.event.sequence, 2);
+    assert_eq!(expired.event.invite.as_ref().unwrap().id, soon.id);
+    let swept = client
+        .get_invite(authed(pb::GetInviteRequest { id: soon.id }, &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(swept.status(), InviteStatus::Expired);
+    let kept = client
+        .get_invite(authed(pb::GetInviteRequest { id: later.id }, &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kept.status(), InviteStatus::Pending);
+    events.assert_no_more(Duration::from_millis(600)).await;
+    events.delete_exchange().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_sweeping_one_postgres_expire_each_invite_once() {
+    let mut options = Options::fresh(Db::Postgres).await;
+    options.sweep_interval = Duration::from_millis(100);
+    let mut events = Events::bind(&options.exchange).await;
+    let first = TestApp::start(options.clone()).await;
+    let second = TestApp::start(options).await;
+    let mut client = first.client().await;
+    let alice = token("alice", None, false);
+    for n in 0..40 {
+        create(
+            &mut client,
+            expiring_soon(&format!("u{n}@example.org")),
+            &alice,
+        )
+        .await;
+    }
+
+    let received = events.take(80).await;
+
+    let mut expired_per_invite: HashMap<String, usize> = HashMap::new();
+    for r in received
+        .iter()
+        .filter(|r| r.routing_key == "invite.expired")
+    {
+        *expired_per_invite
+            .entry(r.event.invite.as_ref().unwrap().id.clone())
+            .or_default() += 1;
+        assert_eq!(r.event.sequence, 2);
+    }
+    assert_eq!(expired_per_invite.len(), 40);
+    assert!(
+        expired_per_invite.values().all(|&n| n == 1),
+        "each invite expired once"
+    );
+    events.assert_no_more(Duration::from_millis(700)).await;
+    events.delete_exchange().await;
+    first.stop().await;
+    second.stop().await;
+}

@@ -1,0 +1,159 @@
+//! request_id: a retry returns the first answer and publishes nothing new.
+
+use std::time::Duration;
+
+use crate::helpers::*;
+use crate::on_both_databases;
+use invite_service::{
+    pb,
+    store::entities::{idempotency_key, invite, invite_event},
+};
+use sea_orm::{Database, EntityTrait};
+use tonic::Code;
+
+on_both_databases!(
+    a_retried_create_returns_the_same_invite_and_token_and_publishes_once,
+    a_request_id_reused_for_another_request_is_invalid_argument,
+    a_retried_batch_returns_the_same_answer,
+    no_token_is_stored_in_plain_text,
+);
+
+const KEY: &str = "0196a3c2-5f1e-7c9a-8b1d-2e3f4a5b6c7d";
+
+fn keyed(request_id: &str, email: &str) -> pb::CreateInviteRequest {
+    pb::CreateInviteRequest {
+        request_id: request_id.into(),
+        notify: true,
+        ..email_invite("org-1", email)
+    }
+}
+
+async fn a_retried_create_returns_the_same_invite_and_token_and_publishes_once(db: Db) {
+    let app = spawn_app(db).await;
+    let mut events = Events::bind(&app.exchange).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+
+    let first = create(&mut client, keyed(KEY, "bob@example.org"), &alice).await;
+    let retry = create(&mut client, keyed(KEY, "bob@example.org"), &alice).await;
+
+    assert_eq!(first, retry);
+    // Another caller's identical key is their own.
+    let carol = create(
+        &mut client,
+        keyed(KEY, "dan@example.org"),
+        &token("carol", None, false),
+    )
+    .await;
+    assert_ne!(carol.0.id, first.0.id);
+    let received = events.take(2).await;
+    assert_eq!(received[0].event.invite.as_ref().unwrap().id, first.0.id);
+    assert_eq!(received[1].event.invite.as_ref().unwrap().id, carol.0.id);
+    events.assert_no_more(Duration::from_millis(500)).await;
+    events.delete_exchange().await;
+    app.stop().await;
+}
+
+async fn a_request_id_reused_for_another_request_is_invalid_argument(db: Db) {
+    let app = spawn_app(db).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    create(&mut client, keyed(KEY, "bob@example.org"), &alice).await;
+
+    let other = client
+        .create_invite(authed(keyed(KEY, "eve@example.org"), &alice))
+        .await
+        .unwrap_err();
+    let not_a_uuid = client
+        .create_invite(authed(keyed("retry-1", "eve@example.org"), &alice))
+        .await
+        .unwrap_err();
+
+    assert_eq!(other.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&other), ["request_id"]);
+    assert_eq!(bad_fields(&not_a_uuid), ["request_id"]);
+    app.stop().await;
+}
+
+async fn a_retried_batch_returns_the_same_answer(db: Db) {
+    let app = spawn_app(db).await;
+    let mut events = Events::bind(&app.exchange).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    let request = pb::BatchCreateInvitesRequest {
+        target_type: "account_group".into(),
+        target_id: "grp-1".into(),
+        emails: vec![
+            "a@example.org".into(),
+            "nope".into(),
+            "b@example.org".into(),
+        ],
+        request_id: KEY.into(),
+        ..Default::default()
+    };
+
+    let first = client
+        .batch_create_invites(authed(request.clone(), &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    let retry = client
+        .batch_create_invites(authed(request, &alice))
+        .await
+        .unwrap()
+        .into_inner();
+
+    assert_eq!(first, retry);
+    assert_eq!(first.created.len(), 2);
+    assert_eq!(first.invalid.len(), 1);
+    events.take(2).await;
+    events.assert_no_more(Duration::from_millis(500)).await;
+    events.delete_exchange().await;
+    app.stop().await;
+}
+
+async fn no_token_is_stored_in_plain_text(db: Db) {
+    let app = spawn_app(db).await;
+    let mut events = Events::bind(&app.exchange).await;
+    let mut client = app.client().await;
+    let (invite, first_token) = create(
+        &mut client,
+        keyed(KEY, "bob@example.org"),
+        &token("alice", None, false),
+    )
+    .await;
+    let resend = pb::ResendInviteRequest {
+        id: invite.id,
+        notify: true,
+        ..Default::default()
+    };
+    let resent = client
+        .resend_invite(authed(resend, &token("alice", None, false)))
+        .await
+        .unwrap()
+        .into_inner();
+    let received = events.take(2).await;
+    assert_eq!(
+        received[1].event.token, resent.token,
+        "the event carried it"
+    );
+    // Published: the relay has erased its copy (give its commit a moment).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let db = Database::connect(&app.database_url).await.unwrap();
+    let everything = format!(
+        "{:?}{:?}{:?}",
+        invite::Entity::find().all(&db).await.unwrap(),
+        invite_event::Entity::find().all(&db).await.unwrap(),
+        idempotency_key::Entity::find().all(&db).await.unwrap(),
+    );
+    for secret in [&first_token, &resent.token] {
+        assert!(
+            !everything.contains(secret.as_str()),
+            "a token is stored in plain text"
+        );
+    }
+    db.close().await.ok();
+    events.delete_exchange().await;
+    app.stop().await;
+}
