@@ -39,7 +39,7 @@ pub enum Command {
         #[arg(long)]
         admin: bool,
         /// How long the token is valid.
-        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        #[arg(long, default_value = "24h", value_parser = parse_positive_duration)]
         ttl: Duration,
     },
     /// Watch the published events.
@@ -120,7 +120,7 @@ pub struct Settings {
 
     /// How long a stopping server waits for in-flight calls and the last events.
     #[arg(long, env = "INVITES_DRAIN_TIMEOUT", default_value = "30s",
-          value_parser = parse_duration, global = true)]
+          value_parser = parse_positive_duration, global = true)]
     pub drain_timeout: Duration,
 }
 
@@ -129,9 +129,13 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     humantime::parse_duration(raw).map_err(|e| format!("{e} (write durations like 30s, 15m, 7d)"))
 }
 
+/// Longer than zero and at most ten years: a bound keeps `now + d` far from
+/// any clock's overflow.
 fn parse_positive_duration(raw: &str) -> Result<Duration, String> {
+    const TEN_YEARS: Duration = Duration::from_secs(3650 * 86_400);
     match parse_duration(raw)? {
         d if d.is_zero() => Err("must be longer than zero".into()),
+        d if d > TEN_YEARS => Err("must be at most 3650d".into()),
         d => Ok(d),
     }
 }
@@ -188,6 +192,14 @@ mod tests {
         let err =
             Cli::try_parse_from(["invite-service", "--database-url", "mysql://x"]).unwrap_err();
         assert!(err.to_string().contains("--database-url"), "{err}");
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        for bad in ["0s", "20000d"] {
+            let err = Cli::try_parse_from(["invite-service", "--max-ttl", bad]).unwrap_err();
+            assert!(err.to_string().contains("--max-ttl"), "{err}");
+        }
     }
 
     #[test]

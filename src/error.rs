@@ -10,6 +10,10 @@ pub enum Error {
     /// A rule refused the request: the caller can act on it.
     #[error(transparent)]
     Rule(#[from] InviteError),
+    /// The database gave up on this transaction to let a concurrent one
+    /// through (a deadlock or serialization failure): retry.
+    #[error("a concurrent change got in the way: {0}")]
+    Conflict(String),
     /// The database cannot be reached (or is not migrated yet): retry later.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
@@ -24,6 +28,8 @@ impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
         if is_unreachable(&err) {
             Self::Unavailable(err.to_string())
+        } else if is_conflict(&err) {
+            Self::Conflict(err.to_string())
         } else {
             Self::Internal(anyhow::Error::new(err).context("database query failed"))
         }
@@ -48,6 +54,17 @@ fn is_unreachable(err: &DbErr) -> bool {
         sqlx::Error::Database(db) => db
             .code()
             .is_some_and(|code| matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")),
+        _ => false,
+    }
+}
+
+/// PostgreSQL's deadlock_detected and serialization_failure.
+fn is_conflict(err: &DbErr) -> bool {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(e.as_ref(), sqlx::Error::Database(db)
+                if db.code().is_some_and(|code| matches!(code.as_ref(), "40P01" | "40001")))
+        }
         _ => false,
     }
 }

@@ -19,8 +19,14 @@ pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
     }
 }
 
-/// None for a timestamp outside chrono's range or with invalid nanos.
+/// The range both databases store: from the Unix epoch to the end of 9999.
+const LATEST_SECONDS: i64 = 253_402_300_799;
+
+/// None for a timestamp before 1970, after 9999, or with invalid nanos.
 pub fn from_timestamp(ts: &Timestamp) -> Option<DateTime<Utc>> {
+    if !(0..=LATEST_SECONDS).contains(&ts.seconds) {
+        return None;
+    }
     u32::try_from(ts.nanos)
         .ok()
         .and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos))

@@ -81,13 +81,12 @@ impl Application {
         } = self;
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::NotServing).await;
+        // Background work stops when draining starts; the relay only once
+        // the last call is done, so that it publishes what those calls wrote.
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (relay_stop_tx, relay_stop_rx) = watch::channel(false);
 
-        let supervisor = tokio::spawn(supervise_database(
-            store.clone(),
-            health.clone(),
-            stop_rx.clone(),
-        ));
+        let supervisor = tokio::spawn(supervise_database(store.clone(), health.clone()));
         let wakeup = RelayWakeup::default();
         let relay = Relay::new(
             store.clone(),
@@ -95,14 +94,10 @@ impl Application {
             settings.exchange.clone(),
             wakeup.clone(),
         );
-        let relay = tokio::spawn(relay.run(stop_rx));
+        let mut relay = tokio::spawn(relay.run(relay_stop_rx));
 
         let invites = Invites::new(store.clone(), wakeup, policy);
-        let sweeper = tokio::spawn(sweep(
-            invites.clone(),
-            settings.sweep_interval,
-            stop_tx.subscribe(),
-        ));
+        let sweeper = tokio::spawn(sweep(invites.clone(), settings.sweep_interval, stop_rx));
         let api = InviteApi::new(invites);
         let reflection = || {
             tonic_reflection::server::Builder::configure()
@@ -117,12 +112,15 @@ impl Application {
 
         let (draining_tx, mut draining_rx) = watch::channel(None::<Instant>);
         let health_on_stop = health.clone();
-        let stop_for_signal = stop_tx.clone();
+        let supervisor_abort = supervisor.abort_handle();
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: NOT_SERVING, draining in-flight calls");
-            // The supervisor must not turn health back on while we drain.
-            let _ = stop_for_signal.send(true);
+            // Stopped (and awaited) first, so it cannot turn health back on
+            // while we drain.
+            supervisor.abort();
+            let _ = supervisor.await;
+            let _ = stop_tx.send(true);
             set_health(&health_on_stop, ServingStatus::NotServing).await;
             let _ = draining_tx.send(Some(Instant::now()));
         };
@@ -157,16 +155,23 @@ impl Application {
             }
         };
 
-        let _ = stop_tx.send(true);
+        let _ = relay_stop_tx.send(true);
         let deadline = started + drain_timeout;
-        if tokio::time::timeout_at(deadline, relay).await.is_err() {
+        if tokio::time::timeout_at(deadline, &mut relay).await.is_err() {
+            relay.abort();
             tracing::warn!(
                 "the relay did not flush within the drain timeout; events stay in the outbox"
             );
         }
-        supervisor.abort();
+        supervisor_abort.abort();
         sweeper.abort();
-        store.close().await;
+        // Closing waits for connections still in use: bounded like the rest.
+        if tokio::time::timeout_at(deadline, store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("database connections were still busy at the drain timeout");
+        }
         tracing::info!("stopped");
         Ok(())
     }
@@ -180,7 +185,7 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
 /// Migrates as soon as the database answers, then keeps health in step with
 /// it: NOT_SERVING while it is unreachable (calls answer UNAVAILABLE), SERVING
 /// when it is back. The broker plays no part: events wait in the outbox.
-async fn supervise_database(store: Store, health: HealthReporter, stop: watch::Receiver<bool>) {
+async fn supervise_database(store: Store, health: HealthReporter) {
     let mut backoff = Duration::from_millis(200);
     loop {
         match store.migrate().await {
@@ -196,9 +201,9 @@ async fn supervise_database(store: Store, health: HealthReporter, stop: watch::R
         }
     }
     let mut serving = None;
-    while !*stop.borrow() {
+    loop {
         let healthy = store.is_healthy().await;
-        if serving != Some(healthy) && !*stop.borrow() {
+        if serving != Some(healthy) {
             if healthy {
                 tracing::info!("database ready: SERVING");
                 set_health(&health, ServingStatus::Serving).await;
@@ -300,17 +305,28 @@ fn development_secret(database_url: &str) -> anyhow::Result<(Vec<u8>, PathBuf)> 
         );
     };
     let path = PathBuf::from(format!("{}.jwt-secret", db_file.display()));
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        return Ok((existing.trim().as_bytes().to_vec(), path));
-    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let secret = URL_SAFE_NO_PAD.encode(bytes);
-    write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok((secret.into_bytes(), path))
+    match write_private(&path, &URL_SAFE_NO_PAD.encode(bytes)) {
+        Ok(()) => {}
+        // Made earlier, or by a `token` run at the same moment: use that one.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(err).with_context(|| format!("cannot write {}", path.display())),
+    }
+    let secret = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let secret = secret.trim();
+    // A short or empty file (a crash mid-write) would be a key anyone can
+    // guess: refuse it rather than sign with it.
+    anyhow::ensure!(
+        secret.len() >= 32,
+        "the development secret {} is damaged (shorter than 32 bytes): delete it to make a new one",
+        path.display()
+    );
+    Ok((secret.as_bytes().to_vec(), path))
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {

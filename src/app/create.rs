@@ -1,11 +1,12 @@
 use chrono::{DateTime, Utc};
+use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
 use super::{Invites, idempotency::IdempotencyKey, now};
 use crate::{
     domain::{
         BatchDraft, Caller, EventKind, Invite, InviteDraft, InviteError, InviteToken, Passcode,
-        PasscodeHash, Refusal, Refused, plan_batch,
+        Refusal, Refused, plan_batch,
     },
     error::{Error, Result},
     outbox,
@@ -53,7 +54,7 @@ impl Invites {
         };
         tracing::Span::current().record("invite_id", tracing::field::display(invite.id));
         if let Some(Ok(passcode)) = passcode {
-            invite.passcode_hash = Some(hash_off_the_runtime(passcode).await?);
+            invite.passcode_hash = Some(self.passcode_job(move || passcode.hash()).await?);
         }
         let created = self
             .write_created(
@@ -100,20 +101,41 @@ impl Invites {
     }
 
     /// Writes new invites, their events and the idempotent answer in one
-    /// transaction. An invite the unique index refuses is "already invited".
+    /// transaction. An invite the unique index refuses is "already invited"
+    /// (for a single create, ALREADY_EXISTS).
     #[allow(clippy::too_many_arguments)]
     async fn write_created(
         &self,
         rpc: &str,
         caller: &Caller,
-        invites: Vec<(usize, Invite)>,
+        mut invites: Vec<(usize, Invite)>,
         mut refused: Vec<Refused>,
         notify: bool,
         now: DateTime<Utc>,
         idempotency: Option<IdempotencyKey>,
     ) -> Result<Created> {
-        let single = rpc == CREATE;
         let txn = self.store.begin().await?;
+        if let Some(key) = &idempotency {
+            // Claimed before anything else: a concurrent retry with the same
+            // key waits here until this transaction ends, then replays it.
+            let claimed = store::claim_answer(
+                &txn,
+                &key.storage_key(rpc, &caller.user_id),
+                key.fingerprint(),
+                now,
+            )
+            .await?;
+            if !claimed {
+                drop(txn);
+                return self
+                    .replay(rpc, caller, Some(key))
+                    .await?
+                    .ok_or_else(|| Error::Internal(anyhow::anyhow!("idempotent answer vanished")));
+            }
+        }
+        // Two batches naming the same addresses take their index entries in
+        // the same order, so they queue instead of deadlocking.
+        invites.sort_by_cached_key(|(_, invite)| invite.invitee.key());
         let mut created = Vec::with_capacity(invites.len());
         for (index, mut invite) in invites {
             let token = InviteToken::generate();
@@ -124,13 +146,10 @@ impl Invites {
                 notify.then_some(&token),
                 now,
             );
-            let inserted = if single {
-                store::insert_invite(&txn, &invite, &token.digest()).await?;
-                true
-            } else {
-                store::try_insert_invite(&txn, &invite, &token.digest()).await?
-            };
-            if !inserted {
+            if !self.insert_new(&txn, &invite, &token, now).await? {
+                if rpc == CREATE {
+                    return Err(InviteError::AlreadyExists.into());
+                }
                 refused.push(Refused {
                     index,
                     email: invitee_email(&invite),
@@ -139,19 +158,20 @@ impl Invites {
                 continue;
             }
             store::enqueue_event(&txn, event).await?;
-            created.push((invite, token));
+            created.push((index, invite, token));
         }
+        created.sort_by_key(|(index, ..)| *index);
         refused.sort_by_key(|r| r.index);
+        let created: Vec<_> = created
+            .into_iter()
+            .map(|(_, invite, token)| (invite, token))
+            .collect();
         if let Some(key) = &idempotency {
-            let answer = stored_answer(rpc, caller, key, &created, &refused, now);
-            if !store::record_answer(&txn, answer).await? {
-                // A concurrent retry with the same key committed first.
-                drop(txn);
-                return self
-                    .replay(rpc, caller, Some(key))
-                    .await?
-                    .ok_or_else(|| Error::Internal(anyhow::anyhow!("idempotent answer vanished")));
-            }
+            store::record_answer(
+                &txn,
+                stored_answer(rpc, caller, key, &created, &refused, now),
+            )
+            .await?;
         }
         txn.commit().await?;
         if !created.is_empty() {
@@ -161,6 +181,31 @@ impl Invites {
             invites: created,
             refused,
         })
+    }
+
+    /// Inserts the invite unless a pending one for the same target and
+    /// invitee exists. One already past its expiry, that the sweep has not
+    /// reached yet, does not count: it is expired here, with its event.
+    async fn insert_new(
+        &self,
+        txn: &DatabaseTransaction,
+        invite: &Invite,
+        token: &InviteToken,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        if store::try_insert_invite(txn, invite, &token.digest()).await? {
+            return Ok(true);
+        }
+        let Some(mut stale) = store::lock_pending_duplicate(txn, invite).await? else {
+            return Ok(false);
+        };
+        if !stale.expire(now) {
+            return Ok(false);
+        }
+        let event = outbox::event_for(EventKind::Expired, &mut stale, None, None, now);
+        store::save_invite(txn, &stale).await?;
+        store::enqueue_event(txn, event).await?;
+        store::try_insert_invite(txn, invite, &token.digest()).await
     }
 
     /// The first answer to this key, if there was one. The invites are shown
@@ -258,11 +303,4 @@ fn invitee_email(invite: &Invite) -> String {
         crate::domain::Invitee::Email(email) => email.as_str().to_owned(),
         _ => String::new(),
     }
-}
-
-/// Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-async fn hash_off_the_runtime(passcode: Passcode) -> Result<PasscodeHash> {
-    tokio::task::spawn_blocking(move || passcode.hash())
-        .await
-        .map_err(|err| Error::Internal(anyhow::Error::new(err).context("hashing a passcode")))
 }

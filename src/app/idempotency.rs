@@ -25,8 +25,14 @@ impl IdempotencyKey {
         if request_id.is_empty() {
             return Ok(None);
         }
+        // Random UUIDs only: the request id is what keeps the sealed token
+        // secret, so a guessable one (nil, sequential, hand-made) is refused.
         let request_id = Uuid::parse_str(request_id)
-            .map_err(|_| InviteError::invalid("request_id", "must be a UUID"))?;
+            .ok()
+            .filter(|id| matches!(id.get_version_num(), 4 | 7))
+            .ok_or_else(|| {
+                InviteError::invalid("request_id", "must be a random UUID (version 4 or 7)")
+            })?;
         Ok(Some(Self {
             request_id,
             fingerprint: hex(&Sha256::digest(request_bytes)),
@@ -143,5 +149,11 @@ mod tests {
     fn request_ids_must_be_uuids() {
         assert!(IdempotencyKey::parse("", b"").unwrap().is_none());
         assert!(IdempotencyKey::parse("retry-1", b"").is_err());
+        assert!(IdempotencyKey::parse(&Uuid::nil().to_string(), b"").is_err());
+        assert!(
+            IdempotencyKey::parse("6f1c2a3e-4b5d-4c7e-9f80-1a2b3c4d5e6f", b"")
+                .unwrap()
+                .is_some()
+        );
     }
 }

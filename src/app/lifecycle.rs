@@ -1,8 +1,8 @@
 use super::{InviteRef, Invites, now, parse_id};
 use crate::{
     domain::{
-        Acceptance, Caller, EventKind, Invite, InviteError, InviteToken, PasscodeProof, Patch,
-        Reference,
+        Acceptance, Caller, EventKind, Invite, InviteError, InviteToken, Passcode, PasscodeProof,
+        Patch, Reference,
     },
     error::Result,
     outbox,
@@ -65,6 +65,13 @@ impl Invites {
         if passcode.is_empty() {
             return Ok(PasscodeProof::NotGiven);
         }
+        if passcode.chars().count() > Passcode::MAX_CHARS {
+            return Err(InviteError::invalid(
+                "passcode",
+                format!("must be at most {} characters", Passcode::MAX_CHARS),
+            )
+            .into());
+        }
         let conn = self.store.conn()?;
         let invite = store::read_invite(conn, lookup)
             .await?
@@ -77,9 +84,7 @@ impl Invites {
             return Ok(PasscodeProof::NotGiven);
         };
         let given = passcode.to_owned();
-        let matches = tokio::task::spawn_blocking(move || hash.verify(&given))
-            .await
-            .map_err(|err| anyhow::Error::new(err).context("verifying a passcode"))?;
+        let matches = self.passcode_job(move || hash.verify(&given)).await?;
         Ok(PasscodeProof::Verified { matches })
     }
 

@@ -7,7 +7,10 @@ mod idempotency;
 mod lifecycle;
 mod query;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, SubsecRound, Utc};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 pub use create::Created;
@@ -25,6 +28,9 @@ pub struct Invites {
     store: Store,
     wakeup: RelayWakeup,
     policy: Policy,
+    /// Argon2 runs take ~19 MiB and a core each: at most one per core at a
+    /// time, so a burst of passcode calls queues instead of exhausting memory.
+    passcode_work: Arc<Semaphore>,
 }
 
 /// How a request names an invite, as received.
@@ -36,11 +42,28 @@ pub enum InviteRef {
 
 impl Invites {
     pub fn new(store: Store, wakeup: RelayWakeup, policy: Policy) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             store,
             wakeup,
             policy,
+            passcode_work: Arc::new(Semaphore::new(cores)),
         }
+    }
+
+    /// Runs slow passcode work off the async workers, one job per core.
+    async fn passcode_job<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> crate::error::Result<T> {
+        let _permit = self
+            .passcode_work
+            .acquire()
+            .await
+            .map_err(|err| anyhow::Error::new(err).context("passcode work"))?;
+        Ok(tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|err| anyhow::Error::new(err).context("passcode work"))?)
     }
 }
 

@@ -544,6 +544,15 @@ impl Invite {
             InviteStatus::Pending | InviteStatus::Expired => {}
             _ => return Err(InviteError::NotPending),
         }
+        if self
+            .starts_at
+            .is_some_and(|starts_at| starts_at >= now + ttl)
+        {
+            return Err(InviteError::invalid(
+                "ttl",
+                "would make the invite expire before it starts",
+            ));
+        }
         self.status = InviteStatus::Pending;
         self.expires_at = now + ttl;
         self.passcode_failures = 0;

@@ -53,8 +53,9 @@ pub struct Claims {
     pub scope: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    /// A string or an array of strings (identity providers send both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<serde_json::Value>,
 }
 
 /// How tokens are checked.
@@ -187,7 +188,9 @@ pub fn mint(secret: &[u8], request: &TokenRequest<'_>) -> anyhow::Result<String>
         phone_number_verified: false,
         scope: request.admin.then(|| Caller::ADMIN_SCOPE.to_owned()),
         iss: request.issuer.map(str::to_owned),
-        aud: request.audience.map(str::to_owned),
+        aud: request
+            .audience
+            .map(|aud| serde_json::Value::String(aud.to_owned())),
     };
     Ok(jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -347,6 +350,36 @@ mod tests {
         };
         let jwt = jsonwebtoken::encode(&Header::new(algorithm), &claims, &key).unwrap();
         format!("Bearer {jwt}")
+    }
+
+    #[test]
+    fn an_audience_array_is_accepted() {
+        let strict =
+            Authenticator::new(VerifyingKey::Secret(SECRET.to_vec()), None, Some("invites"))
+                .unwrap();
+        let claims = Claims {
+            sub: "alice".into(),
+            exp: jsonwebtoken::get_current_timestamp() + 60,
+            email: None,
+            email_verified: false,
+            phone_number: None,
+            phone_number_verified: false,
+            scope: None,
+            iss: None,
+            aud: Some(serde_json::json!(["account", "invites"])),
+        };
+        let jwt = jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert!(strict.authenticate(Some(&format!("Bearer {jwt}"))).is_ok());
+        assert!(
+            authenticator()
+                .authenticate(Some(&format!("Bearer {jwt}")))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -30,6 +30,14 @@ impl From<Error> for Status {
                     "DATABASE_UNAVAILABLE",
                 )
             }
+            Error::Conflict(cause) => {
+                tracing::info!(%cause, "transaction lost to a concurrent one");
+                with_reason(
+                    Code::Aborted,
+                    "a concurrent change got in the way; retry the call",
+                    "CONCURRENT_CHANGE",
+                )
+            }
             Error::Internal(cause) => {
                 // The cause chain goes to the log, never to the caller.
                 tracing::error!(error = format!("{cause:#}"), "internal error");

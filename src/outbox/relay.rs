@@ -7,15 +7,17 @@
 //!   rows with SKIP LOCKED reorder them; "id greater than the last seen"
 //!   skips rows whose transactions commit out of order. Reading "unpublished,
 //!   by position" every batch does neither.
-//! - A batch is sent in one burst and its confirms are awaited in order; the
-//!   confirmed prefix is stamped. A failure leaves the rest for the next try,
-//!   so an event may be published twice (at-least-once), never lost, and a
-//!   consumer tells a redelivery by its `sequence`.
+//! - A batch is sent in one burst, at most one event per invite, and the
+//!   confirmed events are stamped. A failure leaves the rest for the next try,
+//!   so an event may be published twice (at-least-once), never lost, never
+//!   overtaken by a later event of its invite; a consumer tells a redelivery
+//!   by its `sequence`.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use chrono::Utc;
 use prost::Message as _;
+use sea_orm::DbBackend;
 use tokio::sync::watch;
 
 use super::RelayWakeup;
@@ -141,49 +143,85 @@ impl Relay {
         }
     }
 
+    /// One batch: on PostgreSQL inside a transaction that holds the relay
+    /// lock; on SQLite (one process) without one, so that the only connection
+    /// is not held while RabbitMQ takes its time.
     async fn publish_batch(&self, publisher: &Publisher) -> Result<Batch, RelayError> {
+        if self.store.backend() != DbBackend::Postgres {
+            let conn = self.store.conn()?;
+            let events = store::unpublished_events(conn, BATCH_SIZE).await?;
+            let (published, failure) = publish(publisher, events).await;
+            store::mark_published(conn, &published, Utc::now()).await?;
+            return finish(published.len(), failure);
+        }
         let txn = self.store.begin().await?;
         if !store::try_lead_relay(&txn).await? {
             return Ok(Batch::OtherReplicaLeads);
         }
         let events = store::unpublished_events(&txn, BATCH_SIZE).await?;
-        if events.is_empty() {
-            return Ok(Batch::Published(0));
-        }
-        let mut in_flight = Vec::with_capacity(events.len());
-        let mut failure = None;
-        for event in &events {
-            let routing_key = routing_key(event)?;
-            let body = message_body(event)?;
-            let message = Message {
-                routing_key: &routing_key,
-                message_id: &event.id.to_string(),
-                timestamp_secs: event.occurred_at.timestamp().max(0) as u64,
-                body: &body,
-            };
-            match publisher.send(&message).await {
-                Ok(confirm) => in_flight.push((event.position, routing_key, confirm)),
-                Err(err) => {
-                    failure = Some(err);
-                    break;
-                }
-            }
-        }
-        let mut published = Vec::with_capacity(in_flight.len());
-        for (position, routing_key, confirm) in in_flight {
-            if let Err(err) = Publisher::confirmed(confirm, &routing_key).await {
-                failure.get_or_insert(err);
-                break;
-            }
-            published.push(position);
-        }
+        let (published, failure) = publish(publisher, events).await;
         store::mark_published(&txn, &published, Utc::now()).await?;
         txn.commit().await.map_err(StoreError::from)?;
-        match failure {
-            Some(err) => Err(err.into()),
-            None => Ok(Batch::Published(published.len())),
+        finish(published.len(), failure)
+    }
+}
+
+fn finish(published: usize, failure: Option<BrokerError>) -> Result<Batch, RelayError> {
+    match failure {
+        Some(err) => Err(err.into()),
+        None => Ok(Batch::Published(published)),
+    }
+}
+
+/// Sends the batch in one burst and awaits the confirms; returns the
+/// positions to stamp (confirmed, or impossible to publish) and the first
+/// broker failure.
+///
+/// Only an invite's oldest unpublished event goes in a burst: should the
+/// broker refuse it, a later event of the same invite must not overtake it.
+/// The next batch carries the next one.
+async fn publish(
+    publisher: &Publisher,
+    events: Vec<StoredEvent>,
+) -> (Vec<i64>, Option<BrokerError>) {
+    let mut seen_invites = HashSet::new();
+    let mut done = Vec::with_capacity(events.len());
+    let mut in_flight = Vec::with_capacity(events.len());
+    let mut failure = None;
+    for event in events.iter().filter(|e| seen_invites.insert(e.invite_id)) {
+        let (routing_key, body) = match (routing_key(event), message_body(event)) {
+            (Ok(key), Ok(body)) => (key, body),
+            (Err(err), _) | (_, Err(err)) => {
+                // Written by this service, so this is a bug: holding every
+                // later event back would not fix it.
+                tracing::error!(event_id = %event.id, error = format!("{err:#}"), "an outbox event cannot be published; skipped");
+                done.push(event.position);
+                continue;
+            }
+        };
+        let message = Message {
+            routing_key: &routing_key,
+            message_id: &event.id.to_string(),
+            timestamp_secs: event.occurred_at.timestamp().max(0) as u64,
+            body: &body,
+        };
+        match publisher.send(&message).await {
+            Ok(confirm) => in_flight.push((event.position, routing_key, confirm)),
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
         }
     }
+    for (position, routing_key, confirm) in in_flight {
+        match Publisher::confirmed(confirm, &routing_key).await {
+            Ok(()) => done.push(position),
+            Err(err) => {
+                failure.get_or_insert(err);
+            }
+        }
+    }
+    (done, failure)
 }
 
 fn next_backoff(backoff: &mut Duration) -> Duration {

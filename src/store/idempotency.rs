@@ -1,7 +1,10 @@
 //! Stored answers of idempotent requests.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, SqlErr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    SqlErr,
+};
 
 use super::entities::idempotency_key;
 use crate::error::Result;
@@ -17,10 +20,24 @@ pub async fn find_answer(
         .await?)
 }
 
-/// Records the answer in the request's transaction. False when another call
-/// with the same key got there first: the caller rolls back and replays it.
-pub async fn record_answer(conn: &impl ConnectionTrait, answer: StoredAnswer) -> Result<bool> {
-    let row: idempotency_key::ActiveModel = answer.into();
+/// Claims a key for this transaction, before its work: false if the key is
+/// taken (the caller drops the transaction and replays the stored answer). A
+/// concurrent claim of the same key waits for this transaction to end.
+pub async fn claim_answer(
+    conn: &impl ConnectionTrait,
+    key_hash: &str,
+    request_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let empty = serde_json::json!([]);
+    let row = idempotency_key::ActiveModel {
+        key_hash: Set(key_hash.to_owned()),
+        request_hash: Set(request_hash.to_owned()),
+        invite_ids: Set(empty.clone()),
+        sealed_tokens: Set(empty.clone()),
+        refused: Set(empty),
+        created_at: Set(now),
+    };
     match idempotency_key::Entity::insert(row)
         .exec_without_returning(conn)
         .await
@@ -31,6 +48,13 @@ pub async fn record_answer(conn: &impl ConnectionTrait, answer: StoredAnswer) ->
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// Fills in the answer of a claimed key, in the same transaction.
+pub async fn record_answer(conn: &impl ConnectionTrait, answer: StoredAnswer) -> Result<()> {
+    let row: idempotency_key::ActiveModel = answer.into();
+    row.reset_all().update(conn).await?;
+    Ok(())
 }
 
 /// Forgets answers recorded before `cutoff`.

@@ -26,25 +26,6 @@ pub enum Lookup {
     Token(TokenDigest),
 }
 
-/// Inserts a new invite. A pending invite for the same target and invitee is
-/// refused by the database's partial unique index, so two concurrent creates
-/// cannot both pass.
-pub async fn insert_invite(
-    conn: &impl ConnectionTrait,
-    invite: &Invite,
-    token: &TokenDigest,
-) -> Result<()> {
-    match rows::to_new_row(invite, token).insert(conn).await {
-        Ok(_) => Ok(()),
-        Err(err) => match err.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(msg)) if msg.contains("invitee") => {
-                Err(InviteError::AlreadyExists.into())
-            }
-            _ => Err(err.into()),
-        },
-    }
-}
-
 /// Reads an invite without locking it.
 pub async fn find_invite(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Invite>> {
     let row = invite::Entity::find_by_id(id).one(conn).await?;
@@ -64,6 +45,25 @@ pub async fn try_insert_invite(
         .exec_without_returning(conn)
         .await?;
     Ok(inserted == 1)
+}
+
+/// The pending invite for the same target and invitee as `invite`, locked.
+pub async fn lock_pending_duplicate(
+    conn: &impl ConnectionTrait,
+    invite: &Invite,
+) -> Result<Option<Invite>> {
+    let Some(key) = invite.invitee.key() else {
+        return Ok(None);
+    };
+    let row = invite::Entity::find()
+        .filter(invite::Column::TargetType.eq(invite.target_type.as_str()))
+        .filter(invite::Column::TargetId.eq(invite.target_id.as_str()))
+        .filter(invite::Column::InviteeKey.eq(key))
+        .filter(invite::Column::Status.eq(InviteStatus::Pending.as_str()))
+        .lock_exclusive()
+        .one(conn)
+        .await?;
+    Ok(row.map(rows::to_domain).transpose()?)
 }
 
 /// Reads an invite and holds its row lock until the transaction ends, so

@@ -26,10 +26,13 @@ pub use events::{
     NewEvent, StoredEvent, enqueue_event, invite_history, latest_event, mark_published,
     try_lead_relay, unpublished_events,
 };
-pub use idempotency::{StoredAnswer, find_answer, forget_answers_before, record_answer};
+pub use idempotency::{
+    StoredAnswer, claim_answer, find_answer, forget_answers_before, record_answer,
+};
 pub use invites::{
-    Lookup, claim_expired, delete_invite, find_invite, has_redeemed, insert_invite, list_invites,
-    lock_invite, read_invite, record_redemption, replace_token, save_invite, try_insert_invite,
+    Lookup, claim_expired, delete_invite, find_invite, has_redeemed, list_invites, lock_invite,
+    lock_pending_duplicate, read_invite, record_redemption, replace_token, save_invite,
+    try_insert_invite,
 };
 
 use crate::error::{Error, Result};

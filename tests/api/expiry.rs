@@ -11,6 +11,7 @@ use tonic::Code;
 on_both_databases!(
     accepting_after_expiry_fails_before_the_sweep_reaches_the_invite,
     the_sweep_expires_pending_invites_with_one_event_each,
+    an_expired_invite_the_sweep_has_not_reached_does_not_block_a_new_one,
 );
 
 fn expiring_soon(email: &str) -> pb::CreateInviteRequest {
@@ -118,4 +119,34 @@ async fn two_replicas_sweeping_one_postgres_expire_each_invite_once() {
     events.delete_exchange().await;
     first.stop().await;
     second.stop().await;
+}
+
+async fn an_expired_invite_the_sweep_has_not_reached_does_not_block_a_new_one(db: Db) {
+    let app = spawn_app(db).await;
+    let mut events = Events::bind(&app.exchange).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    let (old, _) = create(&mut client, expiring_soon("bob@example.org"), &alice).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    let (new, _) = create(
+        &mut client,
+        email_invite("org-1", "bob@example.org"),
+        &alice,
+    )
+    .await;
+
+    let received = events.take(3).await;
+    let keys: Vec<_> = received.iter().map(|r| r.routing_key.as_str()).collect();
+    assert_eq!(keys, ["invite.created", "invite.expired", "invite.created"]);
+    assert_eq!(received[1].event.invite.as_ref().unwrap().id, old.id);
+    assert_eq!(received[2].event.invite.as_ref().unwrap().id, new.id);
+    let old_now = client
+        .get_invite(authed(pb::GetInviteRequest { id: old.id }, &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(old_now.status(), InviteStatus::Expired);
+    events.delete_exchange().await;
+    app.stop().await;
 }

@@ -15,6 +15,7 @@ on_both_databases!(
     a_retried_create_returns_the_same_invite_and_token_and_publishes_once,
     a_request_id_reused_for_another_request_is_invalid_argument,
     a_retried_batch_returns_the_same_answer,
+    concurrent_retries_with_one_key_all_get_the_first_answer,
     no_token_is_stored_in_plain_text,
 );
 
@@ -154,6 +155,33 @@ async fn no_token_is_stored_in_plain_text(db: Db) {
         );
     }
     db.close().await.ok();
+    events.delete_exchange().await;
+    app.stop().await;
+}
+
+async fn concurrent_retries_with_one_key_all_get_the_first_answer(db: Db) {
+    let app = spawn_app(db).await;
+    let mut events = Events::bind(&app.exchange).await;
+    let client = app.client().await;
+    let alice = token("alice", None, false);
+
+    let retries = (0..6).map(|_| {
+        let mut client = client.clone();
+        let request = authed(keyed(KEY, "bob@example.org"), &alice);
+        tokio::spawn(async move { client.create_invite(request).await })
+    });
+    let answers: Vec<_> = futures_util::future::join_all(retries)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().expect("every retry succeeds").into_inner())
+        .collect();
+
+    assert!(
+        answers.windows(2).all(|pair| pair[0] == pair[1]),
+        "one answer for all"
+    );
+    events.take(1).await;
+    events.assert_no_more(Duration::from_millis(500)).await;
     events.delete_exchange().await;
     app.stop().await;
 }
