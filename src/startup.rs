@@ -235,6 +235,10 @@ fn policy(settings: &Settings) -> anyhow::Result<Policy> {
 /// Expires what is due and forgets old idempotency keys, every interval.
 /// Replicas may all sweep: they claim different rows.
 async fn sweep(invites: Invites, interval: Duration, mut stop: watch::Receiver<bool>) {
+    tokio::select! {
+        _ = invites.ready() => {}
+        _ = stop.changed() => return,
+    }
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -51,6 +51,11 @@ impl Invites {
         }
     }
 
+    /// Resolves once the store is migrated and the use cases can run.
+    pub async fn ready(&self) {
+        self.store.migrated().await;
+    }
+
     /// Runs slow passcode work off the async workers, one job per core.
     async fn passcode_job<T: Send + 'static>(
         &self,

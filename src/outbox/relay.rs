@@ -70,6 +70,10 @@ impl Relay {
     /// Runs until `stop` turns true, then publishes what is left while the
     /// broker is reachable (the caller bounds how long that may take).
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        tokio::select! {
+            _ = self.store.migrated() => {}
+            _ = stop.changed() => return,
+        }
         let mut publisher: Option<Publisher> = None;
         let mut backoff = MIN_BACKOFF;
         let mut broker_down = false;

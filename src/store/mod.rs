@@ -8,10 +8,7 @@ mod rows;
 
 use std::{
     path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::Arc,
     time::Duration,
 };
 
@@ -21,6 +18,7 @@ use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait,
     sqlx::sqlite::SqliteJournalMode,
 };
+use tokio::sync::watch;
 
 pub use events::{
     NewEvent, StoredEvent, enqueue_event, invite_history, latest_event, mark_published,
@@ -42,7 +40,7 @@ use crate::error::{Error, Result};
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    migrated: Arc<AtomicBool>,
+    migrated: Arc<watch::Sender<bool>>,
 }
 
 impl Store {
@@ -80,7 +78,7 @@ impl Store {
         let db = Database::connect(options).await?;
         Ok(Self {
             db,
-            migrated: Arc::new(AtomicBool::new(false)),
+            migrated: Arc::new(watch::Sender::new(false)),
         })
     }
 
@@ -89,8 +87,14 @@ impl Store {
         Migrator::up(&self.db, None)
             .await
             .context("migrations failed")?;
-        self.migrated.store(true, Ordering::Release);
+        self.migrated.send_replace(true);
         Ok(())
+    }
+
+    /// Resolves once the schema is migrated: background work waits for it.
+    pub async fn migrated(&self) {
+        let mut ready = self.migrated.subscribe();
+        let _ = ready.wait_for(|migrated| *migrated).await;
     }
 
     pub fn backend(&self) -> DbBackend {
@@ -99,12 +103,12 @@ impl Store {
 
     /// Whether the database answers and is migrated: what health reports.
     pub async fn is_healthy(&self) -> bool {
-        self.migrated.load(Ordering::Acquire) && self.db.ping().await.is_ok()
+        *self.migrated.borrow() && self.db.ping().await.is_ok()
     }
 
     /// The connection, once the schema is there.
     pub fn conn(&self) -> Result<&DatabaseConnection> {
-        if self.migrated.load(Ordering::Acquire) {
+        if *self.migrated.borrow() {
             Ok(&self.db)
         } else {
             Err(Error::Unavailable("the database is not ready yet".into()))

@@ -157,3 +157,51 @@ async fn sigterm_stops_the_server_cleanly() {
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[tokio::test]
+async fn events_tail_prints_each_published_event_as_a_json_line() {
+    let app = spawn_app(Db::Sqlite).await;
+    let mut tail = command(&app.database_url)
+        .args(["events", "tail", "--binding", "invite.*"])
+        .env("INVITES_EXCHANGE", &app.exchange)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(tail.stderr.take().unwrap()).lines();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = log.next_line().await.unwrap() {
+            if line.contains("tailing events") {
+                return;
+            }
+        }
+        panic!("events tail exited before binding its queue");
+    })
+    .await
+    .expect("events tail ready within 20 s");
+
+    let mut client = app.client().await;
+    let (invite, _) = create(
+        &mut client,
+        email_invite("org-1", "bob@example.org"),
+        &token("alice", None, false),
+    )
+    .await;
+
+    let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+        .await
+        .expect("a line within 15 s")
+        .unwrap()
+        .expect("a line");
+    let event: serde_json::Value = serde_json::from_str(&line).expect("one JSON object per line");
+    assert_eq!(event["routing_key"], "invite.created");
+    assert_eq!(event["type"], "INVITE_EVENT_TYPE_CREATED");
+    assert_eq!(event["sequence"], 1);
+    assert_eq!(event["invite"]["id"], invite.id.as_str());
+    assert_eq!(event["invite"]["invitee_email"], "bob@example.org");
+    tail.kill().await.ok();
+    app.stop().await;
+}
