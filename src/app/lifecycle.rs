@@ -1,3 +1,5 @@
+use sea_orm::DatabaseTransaction;
+
 use super::{InviteRef, Invites, now, parse_id};
 use crate::{
     domain::{
@@ -27,9 +29,7 @@ impl Invites {
         let proof = self.prove_passcode(caller, &lookup, via, passcode).await?;
         let now = now();
         let txn = self.store.begin().await?;
-        let mut invite = store::lock_invite(&txn, &lookup)
-            .await?
-            .ok_or(InviteError::NotFound)?;
+        let mut invite = lock_existing(&txn, &lookup).await?;
         let repeated = store::has_redeemed(&txn, invite.id, &caller.user_id).await?;
         match invite.accept(caller, via, repeated, proof, now)? {
             Acceptance::Repeated => return Ok(invite),
@@ -50,8 +50,7 @@ impl Invites {
         );
         store::save_invite(&txn, &invite).await?;
         store::enqueue_event(&txn, event).await?;
-        txn.commit().await?;
-        self.wakeup.wake();
+        self.commit_and_publish(txn).await?;
         Ok(invite)
     }
 
@@ -112,9 +111,7 @@ impl Invites {
         let lookup = Lookup::Id(parse_id("id", id)?);
         let now = now();
         let txn = self.store.begin().await?;
-        let mut invite = store::lock_invite(&txn, &lookup)
-            .await?
-            .ok_or(InviteError::NotFound)?;
+        let mut invite = lock_existing(&txn, &lookup).await?;
         invite.ensure_manageable(caller)?;
         let event = outbox::event_for(
             EventKind::Deleted,
@@ -125,8 +122,7 @@ impl Invites {
         );
         store::delete_invite(&txn, invite.id).await?;
         store::enqueue_event(&txn, event).await?;
-        txn.commit().await?;
-        self.wakeup.wake();
+        self.commit_and_publish(txn).await?;
         Ok(())
     }
 
@@ -143,9 +139,7 @@ impl Invites {
         let lookup = Lookup::Id(parse_id("id", id)?);
         let now = now();
         let txn = self.store.begin().await?;
-        let mut invite = store::lock_invite(&txn, &lookup)
-            .await?
-            .ok_or(InviteError::NotFound)?;
+        let mut invite = lock_existing(&txn, &lookup).await?;
         invite.resend(caller, ttl, &self.policy, now)?;
         let token = InviteToken::generate();
         let event = outbox::event_for(
@@ -158,8 +152,7 @@ impl Invites {
         store::save_invite(&txn, &invite).await?;
         store::replace_token(&txn, invite.id, &token.digest()).await?;
         store::enqueue_event(&txn, event).await?;
-        txn.commit().await?;
-        self.wakeup.wake();
+        self.commit_and_publish(txn).await?;
         Ok((invite, token))
     }
 
@@ -190,15 +183,19 @@ impl Invites {
     ) -> Result<Invite> {
         let now = now();
         let txn = self.store.begin().await?;
-        let mut invite = store::lock_invite(&txn, &lookup)
-            .await?
-            .ok_or(InviteError::NotFound)?;
+        let mut invite = lock_existing(&txn, &lookup).await?;
         decide(&mut invite, now)?;
         let event = outbox::event_for(kind, &mut invite, Some(&caller.user_id), None, now);
         store::save_invite(&txn, &invite).await?;
         store::enqueue_event(&txn, event).await?;
-        txn.commit().await?;
-        self.wakeup.wake();
+        self.commit_and_publish(txn).await?;
         Ok(invite)
     }
+}
+
+/// The invite the lookup names, locked for this transaction.
+async fn lock_existing(txn: &DatabaseTransaction, lookup: &Lookup) -> Result<Invite> {
+    Ok(store::lock_invite(txn, lookup)
+        .await?
+        .ok_or(InviteError::NotFound)?)
 }

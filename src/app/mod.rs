@@ -51,6 +51,16 @@ impl Invites {
         }
     }
 
+    /// Commits a transaction that wrote events, and wakes the relay for them.
+    async fn commit_and_publish(
+        &self,
+        txn: sea_orm::DatabaseTransaction,
+    ) -> crate::error::Result<()> {
+        txn.commit().await?;
+        self.wakeup.wake();
+        Ok(())
+    }
+
     /// Resolves once the store is migrated and the use cases can run.
     pub async fn ready(&self) {
         self.store.migrated().await;

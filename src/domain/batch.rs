@@ -154,29 +154,11 @@ fn strip_invite_prefix(err: InviteError) -> InviteError {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{Duration, TimeZone};
-
     use super::*;
-    use crate::domain::Id;
-
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
-    }
-
-    fn policy() -> Policy {
-        Policy {
-            default_ttl: Duration::days(7),
-            max_ttl: Duration::days(90),
-        }
-    }
+    use crate::domain::fixtures::{now, policy, user};
 
     fn alice() -> Caller {
-        Caller {
-            user_id: Id::parse("alice").unwrap(),
-            verified_email: None,
-            verified_phone: None,
-            is_admin: false,
-        }
+        user("alice")
     }
 
     fn draft(emails: &[&str]) -> BatchDraft {

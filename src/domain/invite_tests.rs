@@ -1,42 +1,11 @@
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::Duration;
 use uuid::Uuid;
 
 use super::*;
-use crate::domain::{Caller, Email, Id, InviteError};
-
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
-}
-
-fn policy() -> Policy {
-    Policy {
-        default_ttl: Duration::days(7),
-        max_ttl: Duration::days(90),
-    }
-}
-
-fn user(id: &str) -> Caller {
-    Caller {
-        user_id: Id::parse(id).unwrap(),
-        verified_email: None,
-        verified_phone: None,
-        is_admin: false,
-    }
-}
-
-fn with_email(id: &str, email: &str) -> Caller {
-    Caller {
-        verified_email: Some(Email::parse(email).unwrap()),
-        ..user(id)
-    }
-}
-
-fn admin() -> Caller {
-    Caller {
-        is_admin: true,
-        ..user("svc-admin")
-    }
-}
+use crate::domain::{
+    Id, InviteError,
+    fixtures::{admin, now, policy, user, with_email},
+};
 
 fn draft(invitee: DraftInvitee) -> InviteDraft {
     InviteDraft {

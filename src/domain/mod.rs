@@ -4,6 +4,8 @@ mod batch;
 mod caller;
 mod error;
 mod event;
+#[cfg(test)]
+mod fixtures;
 mod invite;
 pub mod paging;
 mod passcode;

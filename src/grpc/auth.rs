@@ -219,6 +219,21 @@ mod tests {
         format!("Bearer {}", mint(SECRET, &request).unwrap())
     }
 
+    /// Claims for `sub`, valid for a minute, with nothing else.
+    fn claims(sub: &str) -> Claims {
+        Claims {
+            sub: sub.into(),
+            exp: jsonwebtoken::get_current_timestamp() + 60,
+            email: None,
+            email_verified: false,
+            phone_number: None,
+            phone_number_verified: false,
+            scope: None,
+            iss: None,
+            aud: None,
+        }
+    }
+
     fn authenticator() -> Authenticator {
         Authenticator::new(VerifyingKey::Secret(SECRET.to_vec()), None, None).unwrap()
     }
@@ -263,17 +278,7 @@ mod tests {
 
     #[test]
     fn a_sub_outside_the_id_rule_is_refused() {
-        let claims = Claims {
-            sub: "has space".into(),
-            exp: jsonwebtoken::get_current_timestamp() + 60,
-            email: None,
-            email_verified: false,
-            phone_number: None,
-            phone_number_verified: false,
-            scope: None,
-            iss: None,
-            aud: None,
-        };
+        let claims = claims("has space");
         let jwt = jsonwebtoken::encode(
             &Header::default(),
             &claims,
@@ -287,15 +292,8 @@ mod tests {
     #[test]
     fn an_expired_token_is_refused() {
         let claims = Claims {
-            sub: "alice".into(),
             exp: jsonwebtoken::get_current_timestamp() - 3600,
-            email: None,
-            email_verified: false,
-            phone_number: None,
-            phone_number_verified: false,
-            scope: None,
-            iss: None,
-            aud: None,
+            ..claims("alice")
         };
         let jwt = jsonwebtoken::encode(
             &Header::default(),
@@ -338,15 +336,8 @@ mod tests {
             _ => EncodingKey::from_ec_pem(private_pem).unwrap(),
         };
         let claims = Claims {
-            sub: "svc-billing".into(),
-            exp: jsonwebtoken::get_current_timestamp() + 60,
-            email: None,
-            email_verified: false,
-            phone_number: None,
-            phone_number_verified: false,
             scope: Some("openid invites:admin".into()),
-            iss: None,
-            aud: None,
+            ..claims("svc-billing")
         };
         let jwt = jsonwebtoken::encode(&Header::new(algorithm), &claims, &key).unwrap();
         format!("Bearer {jwt}")
@@ -358,15 +349,8 @@ mod tests {
             Authenticator::new(VerifyingKey::Secret(SECRET.to_vec()), None, Some("invites"))
                 .unwrap();
         let claims = Claims {
-            sub: "alice".into(),
-            exp: jsonwebtoken::get_current_timestamp() + 60,
-            email: None,
-            email_verified: false,
-            phone_number: None,
-            phone_number_verified: false,
-            scope: None,
-            iss: None,
             aud: Some(serde_json::json!(["account", "invites"])),
+            ..claims("alice")
         };
         let jwt = jsonwebtoken::encode(
             &Header::default(),
