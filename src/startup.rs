@@ -113,6 +113,7 @@ impl Application {
         let (draining_tx, mut draining_rx) = watch::channel(None::<Instant>);
         let health_on_stop = health.clone();
         let supervisor_abort = supervisor.abort_handle();
+        let drain_timeout = settings.drain_timeout;
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: NOT_SERVING, draining in-flight calls");
@@ -123,6 +124,15 @@ impl Application {
             let _ = stop_tx.send(true);
             set_health(&health_on_stop, ServingStatus::NotServing).await;
             let _ = draining_tx.send(Some(Instant::now()));
+            // Health Watch streams never end on their own and would hold the
+            // drain to its timeout: after a moment in which checks and
+            // watchers see NOT_SERVING, the statuses are dropped, which ends them.
+            tokio::spawn(async move {
+                tokio::time::sleep((drain_timeout / 4).min(Duration::from_secs(2))).await;
+                let mut health = health_on_stop;
+                health.clear_service_status("").await;
+                health.clear_service_status(SERVICE_NAME).await;
+            });
         };
         let server = Server::builder()
             .add_service(health_service)
@@ -131,7 +141,9 @@ impl Application {
             .add_service(InviteServiceServer::with_interceptor(api, authenticator))
             .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal);
         tokio::pin!(server);
-        let drain_timeout = settings.drain_timeout;
+        // In-flight calls get four fifths of the drain timeout; the relay's
+        // last flush has the rest.
+        let calls_budget = drain_timeout * 4 / 5;
         let give_up = async {
             let started = loop {
                 if let Some(started) = *draining_rx.borrow_and_update() {
@@ -141,7 +153,7 @@ impl Application {
                     std::future::pending::<()>().await;
                 }
             };
-            tokio::time::sleep_until(started + drain_timeout).await;
+            tokio::time::sleep_until(started + calls_budget).await;
             started
         };
         let started = tokio::select! {
@@ -150,7 +162,7 @@ impl Application {
                 (*draining_rx.borrow()).unwrap_or_else(Instant::now)
             }
             started = give_up => {
-                tracing::warn!(?drain_timeout, "in-flight calls did not finish within the drain timeout");
+                tracing::warn!(?calls_budget, "in-flight calls did not finish in their share of the drain timeout");
                 started
             }
         };

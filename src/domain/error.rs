@@ -81,7 +81,7 @@ impl InviteError {
 }
 
 /// Collects field violations so that a request is refused with all of them.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Violations(Vec<FieldViolation>);
 
 impl Violations {

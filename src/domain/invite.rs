@@ -160,6 +160,9 @@ pub struct InviteDraft {
     pub metadata: Option<serde_json::Value>,
     /// Already checked and hashed: hashing is slow, so the caller does it.
     pub passcode_hash: Option<PasscodeHash>,
+    /// Fields the transport could not read (a malformed timestamp): refused
+    /// together with whatever else is wrong.
+    pub unreadable: Violations,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -219,7 +222,7 @@ impl Invite {
         policy: &Policy,
         id: Uuid,
     ) -> Result<Invite, InviteError> {
-        let mut bad = Violations::default();
+        let mut bad = draft.unreadable;
         let target_type = bad.check("invite.target_type", Identifier::parse(&draft.target_type));
         let target_id = bad.check("invite.target_id", Id::parse(&draft.target_id));
         let inviter_id = if draft.inviter_id.is_empty() {
@@ -384,6 +387,18 @@ impl Invite {
     /// Acceptance is personal: admins too must be the invitee. A caller who is
     /// not, and who may not see the invite by id, is told it does not exist.
     fn ensure_invitee(&self, caller: &Caller, via: Reference) -> Result<(), InviteError> {
+        // Holding the token is what admits a caller to an open link: its id
+        // travels in every event and answer, and a resend must cut off a
+        // leaked link.
+        if self.is_open_link() && via == Reference::Id {
+            return match self.standing(caller) {
+                Standing::Stranger => Err(InviteError::NotFound),
+                _ => Err(InviteError::invalid(
+                    "id",
+                    "an open link is accepted with its token",
+                )),
+            };
+        }
         if self.invitee.includes(caller) {
             return Ok(());
         }
@@ -505,13 +520,18 @@ impl Invite {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), InviteError> {
-        if reason.chars().count() > Self::MAX_REASON_CHARS {
+        // Checked first: a stranger must not learn from the reason's check
+        // that the invite exists.
+        self.ensure_manageable(caller)?;
+        if reason.chars().count() > Self::MAX_REASON_CHARS || reason.chars().any(char::is_control) {
             return Err(InviteError::invalid(
                 "reason",
-                format!("must be at most {} characters", Self::MAX_REASON_CHARS),
+                format!(
+                    "must be at most {} characters, without control characters",
+                    Self::MAX_REASON_CHARS
+                ),
             ));
         }
-        self.ensure_manageable(caller)?;
         self.ensure_pending(now)?;
         self.status = InviteStatus::Revoked;
         self.revoked_by = Some(caller.user_id.clone());
@@ -691,10 +711,10 @@ fn check_window(
 }
 
 fn check_metadata(metadata: Option<&serde_json::Value>, bad: &mut Violations) {
-    let size = metadata.map_or(0, |m| {
-        serde_json::to_vec(m).map_or(usize::MAX, |json| json.len())
-    });
-    if size > Invite::MAX_METADATA_BYTES {
+    let Some(json) = metadata.map(|m| serde_json::to_string(m).unwrap_or_default()) else {
+        return;
+    };
+    if json.len() > Invite::MAX_METADATA_BYTES {
         bad.add(
             "invite.metadata",
             format!(
@@ -702,6 +722,10 @@ fn check_metadata(metadata: Option<&serde_json::Value>, bad: &mut Violations) {
                 Invite::MAX_METADATA_BYTES
             ),
         );
+    }
+    // PostgreSQL's JSON cannot hold a NUL character.
+    if json.contains(r"\u0000") {
+        bad.add("invite.metadata", "must not contain NUL characters");
     }
 }
 

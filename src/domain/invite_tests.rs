@@ -717,3 +717,57 @@ fn only_pending_invites_are_updated() {
         Err(InviteError::NotPending)
     );
 }
+
+#[test]
+fn an_open_link_is_accepted_by_token_only() {
+    let mut link = open_link(0);
+    assert_eq!(
+        link.accept(
+            &user("u1"),
+            Reference::Id,
+            false,
+            PasscodeProof::NotGiven,
+            now()
+        ),
+        Err(InviteError::NotFound)
+    );
+    let by_inviter = link.accept(
+        &user("alice"),
+        Reference::Id,
+        false,
+        PasscodeProof::NotGiven,
+        now(),
+    );
+    assert!(matches!(by_inviter, Err(InviteError::Invalid(_))));
+    assert_eq!(link.use_count, 0);
+}
+
+#[test]
+fn a_stranger_revoking_learns_nothing_from_the_reason_check() {
+    let mut invite = email_invite();
+    let long = "x".repeat(513);
+    assert_eq!(
+        invite.revoke(&user("mallory"), &long, now()),
+        Err(InviteError::NotFound)
+    );
+    assert!(matches!(
+        invite.revoke(&user("alice"), "a\0b", now()),
+        Err(InviteError::Invalid(_))
+    ));
+}
+
+#[test]
+fn metadata_with_a_nul_character_is_refused() {
+    let d = InviteDraft {
+        metadata: Some(serde_json::json!({ "name": "a\u{0}b" })),
+        ..draft(DraftInvitee::UserId("bob".into()))
+    };
+    let fields = violations(Invite::create(
+        d,
+        &user("alice"),
+        now(),
+        &policy(),
+        Uuid::now_v7(),
+    ));
+    assert_eq!(fields, ["invite.metadata"]);
+}

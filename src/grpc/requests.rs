@@ -52,7 +52,6 @@ pub fn invite_draft(invite: Option<pb::Invite>) -> Result<InviteDraft, InviteErr
     };
     let starts_at = time("invite.starts_at", starts_at);
     let expires_at = time("invite.expires_at", expires_at);
-    bad.into_result()?;
     let invitee = match invitee {
         None => DraftInvitee::None,
         Some(pb::invite::Invitee::InviteeEmail(email)) => DraftInvitee::Email(email),
@@ -71,6 +70,8 @@ pub fn invite_draft(invite: Option<pb::Invite>) -> Result<InviteDraft, InviteErr
         max_uses,
         metadata: metadata.as_ref().map(pb::struct_to_json),
         passcode_hash: None,
+        // Reported with the domain's findings, so that every bad field is listed.
+        unreadable: bad,
     })
 }
 

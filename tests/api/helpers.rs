@@ -75,6 +75,7 @@ fn init_logs() {
 
 /// A database of the test's own, named after a fresh UUID.
 pub async fn fresh_database(db: Db) -> String {
+    forget_old_test_data(db).await;
     let name = format!("invites_test_{}", Uuid::now_v7().simple());
     match db {
         Db::Sqlite => {
@@ -99,6 +100,120 @@ pub async fn fresh_database(db: Db) -> String {
                 .map_or(admin_url.as_str(), |(base, _)| base);
             format!("{base}/{name}")
         }
+    }
+}
+
+/// Test databases are left behind for post-mortems; those of runs over an
+/// hour old (their names are UUIDv7s, which carry the time) are removed once
+/// per test process. A run going on beside this one is not touched.
+async fn forget_old_test_data(db: Db) {
+    static SQLITE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    static POSTGRES: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    let is_old = |name: &str| {
+        let Some(id) = name.strip_prefix("invites_test_") else {
+            return false;
+        };
+        let Some(made) = Uuid::parse_str(id).ok().and_then(|id| id.get_timestamp()) else {
+            return false;
+        };
+        let age = chrono::Utc::now().timestamp() - made.to_unix().0 as i64;
+        age > 3600
+    };
+    match db {
+        Db::Sqlite => {
+            SQLITE
+                .get_or_init(|| async {
+                    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+                        return;
+                    };
+                    for entry in entries.flatten() {
+                        if is_old(&entry.file_name().to_string_lossy()) {
+                            let _ = std::fs::remove_dir_all(entry.path());
+                        }
+                    }
+                })
+                .await;
+        }
+        Db::Postgres => {
+            POSTGRES
+                .get_or_init(|| async {
+                    let Ok(admin) = Database::connect(&postgres_admin_url()).await else {
+                        return;
+                    };
+                    let names = admin
+                        .query_all_raw(sea_orm::Statement::from_string(
+                            sea_orm::DbBackend::Postgres,
+                            "SELECT datname FROM pg_database WHERE datname LIKE 'invites_test_%'",
+                        ))
+                        .await
+                        .unwrap_or_default();
+                    for row in names {
+                        let Ok(name) = row.try_get::<String>("", "datname") else {
+                            continue;
+                        };
+                        if is_old(&name) {
+                            let _ = admin
+                                .execute_unprepared(&format!(
+                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                                ))
+                                .await;
+                        }
+                    }
+                    admin.close().await.ok();
+                })
+                .await;
+        }
+    }
+}
+
+/// A TCP forwarder to RabbitMQ that a test cuts and restores, to take the
+/// broker away from one service without stopping the broker other tests use.
+pub struct BrokerLink {
+    port: u16,
+    forwarding: Option<JoinHandle<()>>,
+}
+
+impl BrokerLink {
+    pub async fn up() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        Self {
+            port,
+            forwarding: Some(tokio::spawn(forward(listener))),
+        }
+    }
+
+    pub fn amqp_url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// Drops every forwarded connection and refuses new ones.
+    pub fn cut(&mut self) {
+        if let Some(forwarding) = self.forwarding.take() {
+            forwarding.abort();
+        }
+    }
+
+    pub async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        self.forwarding = Some(tokio::spawn(forward(listener)));
+    }
+}
+
+/// Forwards each connection to the broker; aborting this task drops them all.
+async fn forward(listener: tokio::net::TcpListener) {
+    let broker: lapin::uri::AMQPUri = amqp_url().parse().expect("TEST_AMQP_URL");
+    let target = format!("{}:{}", broker.authority.host, broker.authority.port);
+    let mut connections = tokio::task::JoinSet::new();
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        let target = target.clone();
+        connections.spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
     }
 }
 

@@ -138,10 +138,15 @@ async fn no_token_is_stored_in_plain_text(db: Db) {
         received[1].event.token, resent.token,
         "the event carried it"
     );
-    // Published: the relay has erased its copy (give its commit a moment).
-    tokio::time::sleep(Duration::from_millis(300)).await;
-
     let db = Database::connect(&app.database_url).await.unwrap();
+    // Published and confirmed: the relay's stamp (and erasure) follows the ack.
+    for _ in 0..100 {
+        let events = invite_event::Entity::find().all(&db).await.unwrap();
+        if events.iter().all(|e| e.published_at.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let everything = format!(
         "{:?}{:?}{:?}",
         invite::Entity::find().all(&db).await.unwrap(),

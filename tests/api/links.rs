@@ -12,6 +12,7 @@ on_both_databases!(
     racers_for_the_last_uses_of_a_link_get_exactly_that_many_wins,
     a_link_used_before_its_start_is_not_yet_valid,
     a_link_limited_to_domains_admits_only_verified_addresses_there,
+    an_open_link_is_accepted_with_its_token_not_its_id,
 );
 
 async fn a_reusable_link_counts_each_user_once_and_closes_at_its_last_use(db: Db) {
@@ -157,5 +158,33 @@ async fn a_link_limited_to_domains_admits_only_verified_addresses_there(db: Db) 
         assert_eq!(reason(refused), "INVITEE_MISMATCH");
     }
     assert_eq!(insider.into_inner().use_count, 1);
+    app.stop().await;
+}
+
+async fn an_open_link_is_accepted_with_its_token_not_its_id(db: Db) {
+    let app = spawn_app(db).await;
+    let mut client = app.client().await;
+    let (link, _) = create(
+        &mut client,
+        open_link("party-1", Some(0)),
+        &token("host", None, false),
+    )
+    .await;
+
+    let stranger = client
+        .accept_invite(authed(
+            accept_by_id(link.id.clone()),
+            &token("u1", None, false),
+        ))
+        .await
+        .unwrap_err();
+    let host = client
+        .accept_invite(authed(accept_by_id(link.id), &token("host", None, false)))
+        .await
+        .unwrap_err();
+
+    assert_eq!(stranger.code(), Code::NotFound);
+    assert_eq!(host.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&host), ["id"]);
     app.stop().await;
 }

@@ -8,7 +8,10 @@ use invite_service::pb;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-on_both_databases!(events_written_while_the_broker_is_unreachable_are_published_once_it_is_back);
+on_both_databases!(
+    events_written_while_the_broker_is_unreachable_are_published_once_it_is_back,
+    the_relay_reconnects_when_the_broker_comes_back_and_publishes_the_backlog_in_order,
+);
 
 /// Nothing listens on port 1.
 const CLOSED_AMQP_PORT: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
@@ -100,5 +103,52 @@ async fn while_the_database_is_unreachable_health_is_not_serving_and_calls_are_u
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable);
     assert_eq!(reason(&refused), "DATABASE_UNAVAILABLE");
+    app.stop().await;
+}
+
+async fn the_relay_reconnects_when_the_broker_comes_back_and_publishes_the_backlog_in_order(
+    db: Db,
+) {
+    let mut link = BrokerLink::up().await;
+    let mut options = Options::fresh(db).await;
+    options.amqp_url = link.amqp_url();
+    let mut events = Events::bind(&options.exchange).await;
+    let app = TestApp::start(options).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    create(
+        &mut client,
+        email_invite("org-1", "first@example.org"),
+        &alice,
+    )
+    .await;
+    assert_eq!(events.next().await.routing_key, "invite.created");
+
+    link.cut();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let (invite, _) = create(
+            &mut client,
+            email_invite("org-1", &format!("u{n}@example.org")),
+            &alice,
+        )
+        .await;
+        ids.push(invite.id);
+    }
+    assert_eq!(app.health().await, ServingStatus::Serving);
+    events.assert_no_more(Duration::from_millis(500)).await;
+    link.restore().await;
+
+    let received = events.take(3).await;
+    let published: Vec<_> = received
+        .iter()
+        .map(|r| r.event.invite.as_ref().unwrap().id.clone())
+        .collect();
+    assert_eq!(
+        published, ids,
+        "the backlog, in order, once the broker is back"
+    );
+    events.assert_no_more(Duration::from_millis(500)).await;
+    events.delete_exchange().await;
     app.stop().await;
 }

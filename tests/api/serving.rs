@@ -13,6 +13,7 @@ use tonic_reflection::pb::v1::{
 };
 
 use crate::helpers::*;
+use tonic_health::pb::health_check_response::ServingStatus;
 
 const BIN: &str = env!("CARGO_BIN_EXE_invite-service");
 
@@ -47,6 +48,32 @@ async fn reflection_lists_the_invite_service_and_health() {
             "{expected} missing from {names:?}"
         );
     }
+
+    // Older clients (grpcurl before 1.9, Python's grpcio) speak only v1alpha.
+    use tonic_reflection::pb::v1alpha;
+    let mut old_client =
+        v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel().await);
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut responses = old_client
+        .server_reflection_info(futures_util::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        responses.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a list of services from v1alpha");
+    };
+    assert!(
+        list.service
+            .iter()
+            .any(|s| s.name == "invites.v1.InviteService")
+    );
     app.stop().await;
 }
 
@@ -204,4 +231,32 @@ async fn events_tail_prints_each_published_event_as_a_json_line() {
     assert_eq!(event["invite"]["invitee_email"], "bob@example.org");
     tail.kill().await.ok();
     app.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_tells_health_watchers_not_serving_then_ends_their_streams() {
+    let app = spawn_app(Db::Sqlite).await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel().await);
+    let mut watch = health
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.next().await.unwrap().unwrap();
+    assert_eq!(first.status(), ServingStatus::Serving);
+
+    let stopping = tokio::spawn(app.stop());
+
+    let next = watch.next().await.unwrap().unwrap();
+    assert_eq!(next.status(), ServingStatus::NotServing);
+    let end = tokio::time::timeout(Duration::from_secs(30), watch.next())
+        .await
+        .expect("the watch stream ends before the drain timeout");
+    assert!(!matches!(end, Some(Ok(_))), "no status after NOT_SERVING");
+    tokio::time::timeout(Duration::from_secs(30), stopping)
+        .await
+        .expect("the server stops")
+        .unwrap();
 }
