@@ -11,6 +11,7 @@ on_both_databases!(
     accepting_as_someone_other_than_the_invitee_is_permission_denied,
     bad_input_is_invalid_argument_naming_every_field,
     only_an_admin_creates_on_behalf_of_another_user,
+    an_admin_acts_on_any_invite_and_the_invitee_may_not_manage_it,
 );
 
 async fn a_call_without_a_token_is_unauthenticated(db: Db) {
@@ -195,5 +196,76 @@ async fn only_an_admin_creates_on_behalf_of_another_user(db: Db) {
 
     assert_eq!(refused.code(), Code::PermissionDenied);
     assert_eq!(made.invite.unwrap().inviter_id, "carol");
+    app.stop().await;
+}
+
+async fn an_admin_acts_on_any_invite_and_the_invitee_may_not_manage_it(db: Db) {
+    let app = spawn_app(db).await;
+    let mut events = Events::bind(&app.exchange).await;
+    let mut client = app.client().await;
+    let (invite, _) = create(
+        &mut client,
+        email_invite("org-1", "bob@example.org"),
+        &token("alice", None, false),
+    )
+    .await;
+    let bob = token("bob", Some("bob@example.org"), false);
+    let admin = token("svc-admin", None, true);
+
+    let by_invitee = client
+        .revoke_invite(authed(
+            pb::RevokeInviteRequest {
+                id: invite.id.clone(),
+                reason: String::new(),
+            },
+            &bob,
+        ))
+        .await
+        .unwrap_err();
+    let resent = client
+        .resend_invite(authed(
+            pb::ResendInviteRequest {
+                id: invite.id.clone(),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let revoked = client
+        .revoke_invite(authed(
+            pb::RevokeInviteRequest {
+                id: invite.id.clone(),
+                reason: "policy".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+
+    assert_eq!(
+        by_invitee.code(),
+        Code::PermissionDenied,
+        "the invitee sees it but may not revoke it"
+    );
+    assert_eq!(reason(&by_invitee), "NOT_INVITER");
+    assert!(!resent.token.is_empty());
+    assert_eq!(revoked.revoked_by, "svc-admin");
+    let received = events.take(3).await;
+    let actors: Vec<_> = received
+        .iter()
+        .map(|r| (r.routing_key.as_str(), r.event.actor_id.as_str()))
+        .collect();
+    assert_eq!(
+        actors,
+        [
+            ("invite.created", "alice"),
+            ("invite.resent", "svc-admin"),
+            ("invite.revoked", "svc-admin")
+        ]
+    );
+    events.delete_exchange().await;
     app.stop().await;
 }

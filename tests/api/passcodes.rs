@@ -26,6 +26,7 @@ fn accept_with(token: &str, passcode: &str) -> pb::AcceptInviteRequest {
 
 async fn five_wrong_passcodes_lock_the_invite_until_it_is_resent(db: Db) {
     let app = spawn_app(db).await;
+    let mut events = Events::bind(&app.exchange).await;
     let mut client = app.client().await;
     let alice = token("alice", None, false);
     let bob = token("bob", Some("bob@example.org"), false);
@@ -68,6 +69,18 @@ async fn five_wrong_passcodes_lock_the_invite_until_it_is_resent(db: Db) {
         .unwrap()
         .into_inner();
     assert_eq!(accepted.status(), InviteStatus::Accepted);
+    // Failed tries change nothing anyone else needs to hear about.
+    let keys: Vec<_> = events
+        .take(3)
+        .await
+        .into_iter()
+        .map(|r| r.routing_key)
+        .collect();
+    assert_eq!(keys, ["invite.created", "invite.resent", "invite.accepted"]);
+    events
+        .assert_no_more(std::time::Duration::from_millis(300))
+        .await;
+    events.delete_exchange().await;
     app.stop().await;
 }
 
