@@ -7,6 +7,11 @@ use crate::domain::{
     fixtures::{admin, now, policy, user, with_email},
 };
 
+/// What alice, an ordinary user, gets for a draft.
+fn create_as_alice(draft: InviteDraft) -> Result<Invite, InviteError> {
+    Invite::create(draft, &user("alice"), now(), &policy(), Uuid::now_v7())
+}
+
 fn draft(invitee: DraftInvitee) -> InviteDraft {
     InviteDraft {
         target_type: "organization".into(),
@@ -18,7 +23,7 @@ fn draft(invitee: DraftInvitee) -> InviteDraft {
 
 fn email_invite() -> Invite {
     let d = draft(DraftInvitee::Email("Bob@Example.org".into()));
-    Invite::create(d, &user("alice"), now(), &policy(), Uuid::now_v7()).unwrap()
+    create_as_alice(d).unwrap()
 }
 
 fn open_link(max_uses: i32) -> Invite {
@@ -26,7 +31,7 @@ fn open_link(max_uses: i32) -> Invite {
         max_uses: Some(max_uses),
         ..draft(DraftInvitee::None)
     };
-    Invite::create(d, &user("alice"), now(), &policy(), Uuid::now_v7()).unwrap()
+    create_as_alice(d).unwrap()
 }
 
 fn violations(result: Result<Invite, InviteError>) -> Vec<String> {
@@ -59,13 +64,7 @@ fn every_bad_field_of_a_draft_is_reported_at_once() {
         expires_at: Some(now() - Duration::seconds(1)),
         ..draft(DraftInvitee::Email("not-an-email".into()))
     };
-    let fields = violations(Invite::create(
-        d,
-        &user("alice"),
-        now(),
-        &policy(),
-        Uuid::now_v7(),
-    ));
+    let fields = violations(create_as_alice(d));
     assert_eq!(
         fields,
         [
@@ -84,13 +83,7 @@ fn starts_at_must_come_before_expires_at() {
         starts_at: Some(now() + Duration::days(8)),
         ..draft(DraftInvitee::UserId("bob".into()))
     };
-    let fields = violations(Invite::create(
-        d,
-        &user("alice"),
-        now(),
-        &policy(),
-        Uuid::now_v7(),
-    ));
+    let fields = violations(create_as_alice(d));
     assert_eq!(fields, ["invite.starts_at"]);
 }
 
@@ -101,13 +94,7 @@ fn only_open_links_take_several_uses_or_allowed_domains() {
         allowed_email_domains: vec!["example.org".into()],
         ..draft(DraftInvitee::UserId("bob".into()))
     };
-    let fields = violations(Invite::create(
-        d,
-        &user("alice"),
-        now(),
-        &policy(),
-        Uuid::now_v7(),
-    ));
+    let fields = violations(create_as_alice(d));
     assert_eq!(fields, ["invite.allowed_email_domains", "invite.max_uses"]);
 }
 
@@ -117,13 +104,7 @@ fn oversized_metadata_is_refused() {
         metadata: Some(serde_json::json!({ "blob": "x".repeat(17 * 1024) })),
         ..draft(DraftInvitee::UserId("bob".into()))
     };
-    let fields = violations(Invite::create(
-        d,
-        &user("alice"),
-        now(),
-        &policy(),
-        Uuid::now_v7(),
-    ));
+    let fields = violations(create_as_alice(d));
     assert_eq!(fields, ["invite.metadata"]);
 }
 
@@ -292,7 +273,7 @@ fn accepting_before_starts_at_fails_as_not_yet_valid() {
         starts_at: Some(now() + Duration::hours(2)),
         ..draft(DraftInvitee::UserId("bob".into()))
     };
-    let mut invite = Invite::create(d, &user("alice"), now(), &policy(), Uuid::now_v7()).unwrap();
+    let mut invite = create_as_alice(d).unwrap();
     let result = invite.accept(
         &user("bob"),
         Reference::Id,
@@ -377,7 +358,7 @@ fn an_open_link_restricted_to_domains_admits_only_verified_emails_there() {
         allowed_email_domains: vec!["Example.org".into()],
         ..draft(DraftInvitee::None)
     };
-    let mut link = Invite::create(d, &user("alice"), now(), &policy(), Uuid::now_v7()).unwrap();
+    let mut link = create_as_alice(d).unwrap();
     let outsider = with_email("eve", "eve@elsewhere.org");
     assert_eq!(
         link.accept(
@@ -500,7 +481,7 @@ fn with_passcode() -> Invite {
         passcode_hash: Some(crate::domain::Passcode::parse("4321").unwrap().hash()),
         ..draft(DraftInvitee::UserId("bob".into()))
     };
-    Invite::create(d, &user("alice"), now(), &policy(), Uuid::now_v7()).unwrap()
+    create_as_alice(d).unwrap()
 }
 
 const WRONG: PasscodeProof = PasscodeProof::Verified { matches: false };
@@ -569,13 +550,7 @@ fn an_expiry_beyond_the_maximum_ttl_is_refused() {
         expires_at: Some(now() + Duration::days(91)),
         ..draft(DraftInvitee::UserId("bob".into()))
     };
-    let fields = violations(Invite::create(
-        d,
-        &user("alice"),
-        now(),
-        &policy(),
-        Uuid::now_v7(),
-    ));
+    let fields = violations(create_as_alice(d));
     assert_eq!(fields, ["invite.expires_at"]);
 }
 
@@ -762,12 +737,6 @@ fn metadata_with_a_nul_character_is_refused() {
         metadata: Some(serde_json::json!({ "name": "a\u{0}b" })),
         ..draft(DraftInvitee::UserId("bob".into()))
     };
-    let fields = violations(Invite::create(
-        d,
-        &user("alice"),
-        now(),
-        &policy(),
-        Uuid::now_v7(),
-    ));
+    let fields = violations(create_as_alice(d));
     assert_eq!(fields, ["invite.metadata"]);
 }

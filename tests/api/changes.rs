@@ -15,16 +15,15 @@ on_both_databases!(
 );
 
 async fn resending_replaces_the_token_moves_the_expiry_and_publishes_invite_resent(db: Db) {
-    let app = spawn_app(db).await;
-    let mut events = Events::bind(&app.exchange).await;
-    let mut client = app.client().await;
-    let alice = token("alice", None, false);
-    let (invite, old_token) = create(
-        &mut client,
-        email_invite("org-1", "bob@example.org"),
-        &alice,
-    )
-    .await;
+    let Scene {
+        app,
+        mut events,
+        mut client,
+        alice,
+        invite,
+        link: old_token,
+        ..
+    } = alice_invites_bob(db).await;
 
     let resend = pb::ResendInviteRequest {
         id: invite.id.clone(),
@@ -76,16 +75,14 @@ fn update(invite: pb::Invite, paths: &[&str]) -> pb::UpdateInviteRequest {
 }
 
 async fn an_update_with_the_current_etag_publishes_invite_updated(db: Db) {
-    let app = spawn_app(db).await;
-    let mut events = Events::bind(&app.exchange).await;
-    let mut client = app.client().await;
-    let alice = token("alice", None, false);
-    let (invite, _) = create(
-        &mut client,
-        email_invite("org-1", "bob@example.org"),
-        &alice,
-    )
-    .await;
+    let Scene {
+        app,
+        mut events,
+        mut client,
+        alice,
+        invite,
+        ..
+    } = alice_invites_bob(db).await;
 
     let mut changed = invite.clone();
     changed.role = "admin".into();
@@ -126,15 +123,13 @@ async fn an_update_with_the_current_etag_publishes_invite_updated(db: Db) {
 }
 
 async fn an_update_with_a_stale_etag_is_aborted(db: Db) {
-    let app = spawn_app(db).await;
-    let mut client = app.client().await;
-    let alice = token("alice", None, false);
-    let (invite, _) = create(
-        &mut client,
-        email_invite("org-1", "bob@example.org"),
-        &alice,
-    )
-    .await;
+    let Scene {
+        app,
+        mut client,
+        alice,
+        invite,
+        ..
+    } = alice_invites_bob(db).await;
     let mut first = invite.clone();
     first.role = "admin".into();
     client
@@ -161,15 +156,13 @@ async fn an_update_with_a_stale_etag_is_aborted(db: Db) {
 }
 
 async fn updating_an_invite_that_is_no_longer_pending_fails(db: Db) {
-    let app = spawn_app(db).await;
-    let mut client = app.client().await;
-    let alice = token("alice", None, false);
-    let (invite, _) = create(
-        &mut client,
-        email_invite("org-1", "bob@example.org"),
-        &alice,
-    )
-    .await;
+    let Scene {
+        app,
+        mut client,
+        alice,
+        invite,
+        ..
+    } = alice_invites_bob(db).await;
     let revoked = client
         .revoke_invite(authed(
             pb::RevokeInviteRequest {

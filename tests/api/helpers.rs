@@ -556,3 +556,49 @@ pub async fn create(
 pub fn timestamp_in(offset: chrono::Duration) -> prost_types::Timestamp {
     invite_service::pb::timestamp(chrono::Utc::now() + offset)
 }
+
+/// The usual start of a test: a server, a queue bound to its exchange, a
+/// client, and alice's pending invite for bob@example.org (made after the
+/// queue was bound, so its `invite.created` is the first event).
+pub struct Scene {
+    pub app: TestApp,
+    pub events: Events,
+    pub client: InviteServiceClient<Channel>,
+    /// alice's bearer token: the inviter.
+    pub alice: String,
+    /// bob's bearer token, with his verified email: the invitee.
+    pub bob: String,
+    pub invite: pb::Invite,
+    /// The invite's token.
+    pub link: String,
+}
+
+pub async fn alice_invites_bob(db: Db) -> Scene {
+    let app = spawn_app(db).await;
+    let events = Events::bind(&app.exchange).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    let (invite, link) = create(
+        &mut client,
+        email_invite("org-1", "bob@example.org"),
+        &alice,
+    )
+    .await;
+    Scene {
+        app,
+        events,
+        client,
+        alice,
+        bob: token("bob", Some("bob@example.org"), false),
+        invite,
+        link,
+    }
+}
+
+impl Scene {
+    /// Deletes the test's exchange and stops the server.
+    pub async fn end(self) {
+        self.events.delete_exchange().await;
+        self.app.stop().await;
+    }
+}

@@ -133,15 +133,13 @@ async fn an_invites_history_lists_its_events_in_order_without_tokens(db: Db) {
 }
 
 async fn a_deleted_invites_history_stays_with_its_inviter(db: Db) {
-    let app = spawn_app(db).await;
-    let mut client = app.client().await;
-    let alice = token("alice", None, false);
-    let (invite, _) = create(
-        &mut client,
-        email_invite("org-1", "bob@example.org"),
-        &alice,
-    )
-    .await;
+    let Scene {
+        app,
+        mut client,
+        alice,
+        invite,
+        ..
+    } = alice_invites_bob(db).await;
     client
         .delete_invite(authed(
             pb::DeleteInviteRequest {

@@ -98,23 +98,12 @@ async fn a_notify_invite_carries_its_token_in_the_created_event_only(db: Db) {
 }
 
 async fn the_invitee_accepting_publishes_invite_accepted_with_the_next_sequence(db: Db) {
-    let app = spawn_app(db).await;
-    let mut events = Events::bind(&app.exchange).await;
-    let mut client = app.client().await;
-    let created = client
-        .create_invite(authed(
-            email_invite("org-1", "bob@example.org"),
-            &token("alice", None, false),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let id = created.invite.unwrap().id;
+    let mut scene = alice_invites_bob(db).await;
+    let bob_any_case = token("bob", Some("BOB@example.org"), false);
 
-    let bob = token("bob", Some("BOB@example.org"), false);
-    let accept = accept_by_id(id.clone());
-    let accepted = client
-        .accept_invite(authed(accept, &bob))
+    let accepted = scene
+        .client
+        .accept_invite(authed(accept_by_id(scene.invite.id.clone()), &bob_any_case))
         .await
         .unwrap()
         .into_inner();
@@ -123,163 +112,127 @@ async fn the_invitee_accepting_publishes_invite_accepted_with_the_next_sequence(
     assert_eq!(accepted.accepted_by, "bob");
     assert_eq!(accepted.use_count, 1);
     assert!(accepted.accepted_at.is_some());
-    let received = events.take(2).await;
+    let received = scene.events.take(2).await;
     assert_eq!(received[1].routing_key, "invite.accepted");
     assert_eq!(received[1].event.r#type(), InviteEventType::Accepted);
     assert_eq!(received[1].event.sequence, 2);
     assert_eq!(received[1].event.actor_id, "bob");
     assert_eq!(received[1].event.invite.as_ref(), Some(&accepted));
-    events.delete_exchange().await;
-    app.stop().await;
+    scene.end().await;
 }
 
 async fn accepting_twice_returns_the_first_acceptance_and_publishes_nothing_new(db: Db) {
-    let app = spawn_app(db).await;
-    let mut events = Events::bind(&app.exchange).await;
-    let mut client = app.client().await;
-    let created = client
-        .create_invite(authed(
-            email_invite("org-1", "bob@example.org"),
-            &token("alice", None, false),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let bob = token("bob", Some("bob@example.org"), false);
-    let accept = || accept_by_token(created.token.clone());
+    let mut scene = alice_invites_bob(db).await;
+    let accept = || authed(accept_by_token(scene.link.clone()), &scene.bob);
 
-    let first = client
-        .accept_invite(authed(accept(), &bob))
+    let first = scene
+        .client
+        .accept_invite(accept())
         .await
         .unwrap()
         .into_inner();
-    let second = client
-        .accept_invite(authed(accept(), &bob))
+    let second = scene
+        .client
+        .accept_invite(accept())
         .await
         .unwrap()
         .into_inner();
 
     assert_eq!(first, second);
-    events.take(2).await;
-    events
+    scene.events.take(2).await;
+    scene
+        .events
         .assert_no_more(std::time::Duration::from_millis(700))
         .await;
-    events.delete_exchange().await;
-    app.stop().await;
+    scene.end().await;
 }
 
 async fn the_invitee_rejecting_publishes_invite_rejected(db: Db) {
-    let app = spawn_app(db).await;
-    let mut events = Events::bind(&app.exchange).await;
-    let mut client = app.client().await;
-    let request = pb::CreateInviteRequest {
-        invite: Some(pb::Invite {
-            target_type: "organization".into(),
-            target_id: "org-1".into(),
-            invitee: Some(pb::invite::Invitee::InviteeUserId("bob".into())),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let created = client
-        .create_invite(authed(request, &token("alice", None, false)))
-        .await
-        .unwrap()
-        .into_inner();
-    let id = created.invite.unwrap().id;
-
+    let mut scene = alice_invites_bob(db).await;
     let reject = pb::RejectInviteRequest {
-        invite_ref: Some(pb::reject_invite_request::InviteRef::Id(id)),
+        invite_ref: Some(pb::reject_invite_request::InviteRef::Id(
+            scene.invite.id.clone(),
+        )),
     };
-    let rejected = client
-        .reject_invite(authed(reject, &token("bob", None, false)))
+
+    let rejected = scene
+        .client
+        .reject_invite(authed(reject, &scene.bob))
         .await
         .unwrap()
         .into_inner();
 
     assert_eq!(rejected.status(), InviteStatus::Rejected);
     assert!(rejected.rejected_at.is_some());
-    let received = events.take(2).await;
+    let received = scene.events.take(2).await;
     assert_eq!(received[1].routing_key, "invite.rejected");
     assert_eq!(received[1].event.r#type(), InviteEventType::Rejected);
     assert_eq!(received[1].event.sequence, 2);
-    events.delete_exchange().await;
-    app.stop().await;
+    scene.end().await;
 }
 
 async fn accepting_a_revoked_invite_fails_with_failed_precondition(db: Db) {
-    let app = spawn_app(db).await;
-    let mut events = Events::bind(&app.exchange).await;
-    let mut client = app.client().await;
-    let alice = token("alice", None, false);
-    let created = client
-        .create_invite(authed(email_invite("org-1", "bob@example.org"), &alice))
-        .await
-        .unwrap()
-        .into_inner();
-    let id = created.invite.unwrap().id;
-
+    let mut scene = alice_invites_bob(db).await;
     let revoke = pb::RevokeInviteRequest {
-        id: id.clone(),
+        id: scene.invite.id.clone(),
         reason: "sent to the wrong team".into(),
     };
-    let revoked = client
-        .revoke_invite(authed(revoke, &alice))
+    let revoked = scene
+        .client
+        .revoke_invite(authed(revoke, &scene.alice))
         .await
         .unwrap()
         .into_inner();
+
+    let refused = scene
+        .client
+        .accept_invite(authed(accept_by_token(scene.link.clone()), &scene.bob))
+        .await
+        .unwrap_err();
+
     assert_eq!(revoked.status(), InviteStatus::Revoked);
     assert_eq!(revoked.revoked_by, "alice");
     assert_eq!(revoked.revoke_reason, "sent to the wrong team");
-
-    let bob = token("bob", Some("bob@example.org"), false);
-    let accept = accept_by_token(created.token);
-    let refused = client
-        .accept_invite(authed(accept, &bob))
-        .await
-        .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
     assert_eq!(reason(&refused), "INVITE_NOT_PENDING");
-
-    let received = events.take(2).await;
+    let received = scene.events.take(2).await;
     assert_eq!(received[1].routing_key, "invite.revoked");
     assert_eq!(received[1].event.actor_id, "alice");
-    events
+    scene
+        .events
         .assert_no_more(std::time::Duration::from_millis(500))
         .await;
-    events.delete_exchange().await;
-    app.stop().await;
+    scene.end().await;
 }
 
 async fn deleting_publishes_invite_deleted_and_the_invite_is_gone(db: Db) {
-    let app = spawn_app(db).await;
-    let mut events = Events::bind(&app.exchange).await;
-    let mut client = app.client().await;
-    let alice = token("alice", None, false);
-    let created = client
-        .create_invite(authed(email_invite("org-1", "bob@example.org"), &alice))
-        .await
-        .unwrap()
-        .into_inner();
-    let id = created.invite.unwrap().id;
+    let mut scene = alice_invites_bob(db).await;
+    let id = scene.invite.id.clone();
 
-    client
-        .delete_invite(authed(pb::DeleteInviteRequest { id: id.clone() }, &alice))
+    scene
+        .client
+        .delete_invite(authed(
+            pb::DeleteInviteRequest { id: id.clone() },
+            &scene.alice,
+        ))
         .await
         .unwrap();
 
-    let gone = client
-        .get_invite(authed(pb::GetInviteRequest { id: id.clone() }, &alice))
+    let gone = scene
+        .client
+        .get_invite(authed(
+            pb::GetInviteRequest { id: id.clone() },
+            &scene.alice,
+        ))
         .await
         .unwrap_err();
     assert_eq!(gone.code(), tonic::Code::NotFound);
-    let received = events.take(2).await;
+    let received = scene.events.take(2).await;
     assert_eq!(received[1].routing_key, "invite.deleted");
     assert_eq!(received[1].event.r#type(), InviteEventType::Deleted);
     assert_eq!(received[1].event.sequence, 2);
     assert_eq!(received[1].event.invite.as_ref().unwrap().id, id);
-    events.delete_exchange().await;
-    app.stop().await;
+    scene.end().await;
 }
 
 async fn a_second_pending_invite_for_the_same_invitee_already_exists(db: Db) {
