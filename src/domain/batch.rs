@@ -22,6 +22,8 @@ pub struct BatchDraft {
     pub role: String,
     pub expires_at: Option<DateTime<Utc>>,
     pub metadata: Option<serde_json::Value>,
+    /// Fields the transport could not read, reported with the rest.
+    pub unreadable: super::Violations,
 }
 
 /// Why an address got no invite.
@@ -100,6 +102,7 @@ pub fn plan_batch(
         role: draft.role.clone(),
         expires_at: draft.expires_at,
         metadata: draft.metadata.clone(),
+        unreadable: draft.unreadable.clone(),
         ..Default::default()
     };
     // The shared fields, checked on an invite that has no invitee of its own;

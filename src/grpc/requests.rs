@@ -85,7 +85,7 @@ pub fn idempotency_key<M: prost::Message>(
     IdempotencyKey::parse(request_id, &request_without_secrets.encode_to_vec())
 }
 
-pub fn batch_draft(request: pb::BatchCreateInvitesRequest) -> Result<BatchDraft, InviteError> {
+pub fn batch_draft(request: pb::BatchCreateInvitesRequest) -> BatchDraft {
     let pb::BatchCreateInvitesRequest {
         target_type,
         target_id,
@@ -98,13 +98,14 @@ pub fn batch_draft(request: pb::BatchCreateInvitesRequest) -> Result<BatchDraft,
         notify: _,
         request_id: _,
     } = request;
-    let expires_at = expires_at
-        .map(|ts| {
-            pb::from_timestamp(&ts)
-                .ok_or_else(|| InviteError::invalid("expires_at", "is not a valid timestamp"))
-        })
-        .transpose()?;
-    Ok(BatchDraft {
+    let mut unreadable = Violations::default();
+    let expires_at = expires_at.and_then(|ts| {
+        unreadable.check(
+            "expires_at",
+            pb::from_timestamp(&ts).ok_or_else(|| "is not a valid timestamp".to_string()),
+        )
+    });
+    BatchDraft {
         target_type,
         target_id,
         inviter_id,
@@ -112,7 +113,8 @@ pub fn batch_draft(request: pb::BatchCreateInvitesRequest) -> Result<BatchDraft,
         role,
         expires_at,
         metadata: metadata.as_ref().map(pb::struct_to_json),
-    })
+        unreadable,
+    }
 }
 
 /// What UpdateInvite may change, by `update_mask` path.

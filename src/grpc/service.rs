@@ -128,7 +128,7 @@ impl InviteService for InviteApi {
         let request_id = std::mem::take(&mut request.request_id);
         let key = requests::idempotency_key(&request_id, &request)?;
         let notify = request.notify;
-        let draft = requests::batch_draft(request)?;
+        let draft = requests::batch_draft(request);
         let created = self
             .invites
             .batch_create(&caller, draft, notify, key)

@@ -15,8 +15,8 @@ use std::{
 use anyhow::Context as _;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait,
-    sqlx::sqlite::SqliteJournalMode,
+    ConnAcquireErr, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, TransactionTrait, sqlx::sqlite::SqliteJournalMode,
 };
 use tokio::sync::watch;
 
@@ -103,7 +103,18 @@ impl Store {
 
     /// Whether the database answers and is migrated: what health reports.
     pub async fn is_healthy(&self) -> bool {
-        *self.migrated.borrow() && self.db.ping().await.is_ok()
+        if !*self.migrated.borrow() {
+            return false;
+        }
+        match self.db.ping().await {
+            Ok(()) => true,
+            // SQLite's one connection busy with a long transaction is a
+            // queue, not an outage: a file does not go away.
+            Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)) => {
+                self.backend() == DbBackend::Sqlite
+            }
+            Err(_) => false,
+        }
     }
 
     /// The connection, once the schema is there.
