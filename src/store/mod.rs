@@ -15,8 +15,9 @@ use std::{
 use anyhow::Context as _;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnAcquireErr, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, TransactionTrait, sqlx::sqlite::SqliteJournalMode,
+    ConnAcquireErr, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, Statement, TransactionTrait,
+    sqlx::sqlite::SqliteJournalMode,
 };
 use tokio::sync::watch;
 
@@ -34,6 +35,10 @@ pub use invites::{
 };
 
 use crate::error::{Error, Result};
+
+/// The advisory lock migrations hold: "invmigr" in ASCII, apart from the
+/// relay's.
+const MIGRATION_LOCK_KEY: i64 = 0x0069_6e76_6d69_6772;
 
 /// A database handle that refuses work until the schema is migrated, so that
 /// a service started before its database answers UNAVAILABLE, not INTERNAL.
@@ -83,10 +88,28 @@ impl Store {
     }
 
     /// Applies the pending migrations; a migrated database is left as it is.
+    /// On PostgreSQL the migrations run in one transaction holding an
+    /// advisory lock, so replicas starting together migrate one at a time
+    /// (the others then find nothing to do) instead of colliding.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        Migrator::up(&self.db, None)
+        if self.backend() == DbBackend::Postgres {
+            let txn = self.db.begin().await.context("migrations: no database")?;
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [MIGRATION_LOCK_KEY.into()],
+            ))
             .await
-            .context("migrations failed")?;
+            .context("migrations: waiting for another replica's")?;
+            Migrator::up(&txn, None)
+                .await
+                .context("migrations failed")?;
+            txn.commit().await.context("migrations failed")?;
+        } else {
+            Migrator::up(&self.db, None)
+                .await
+                .context("migrations failed")?;
+        }
         self.migrated.send_replace(true);
         Ok(())
     }

@@ -260,3 +260,29 @@ async fn stopping_tells_health_watchers_not_serving_then_ends_their_streams() {
         .expect("the server stops")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_starting_together_on_one_postgres_both_serve() {
+    use sea_orm::ConnectionTrait as _;
+    let options = Options::fresh(Db::Postgres).await;
+
+    let (first, second) = tokio::join!(
+        TestApp::start(options.clone()),
+        TestApp::start(options.clone())
+    );
+
+    let db = sea_orm::Database::connect(&options.database_url)
+        .await
+        .unwrap();
+    let applied = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT version FROM seaql_migrations",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(applied.len(), 3, "each migration applied once");
+    db.close().await.ok();
+    first.stop().await;
+    second.stop().await;
+}
