@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
-use super::{Invites, idempotency::IdempotencyKey, now};
+use super::{Invites, expiry::expire_with_event, idempotency::IdempotencyKey, now};
 use crate::{
     domain::{
         BatchDraft, Caller, EventKind, Invite, InviteDraft, InviteError, InviteToken, Passcode,
@@ -196,15 +196,12 @@ impl Invites {
         if store::try_insert_invite(txn, invite, &token.digest()).await? {
             return Ok(true);
         }
-        let Some(mut stale) = store::lock_pending_duplicate(txn, invite).await? else {
+        let Some(stale) = store::lock_pending_duplicate(txn, invite).await? else {
             return Ok(false);
         };
-        if !stale.expire(now) {
+        if !expire_with_event(txn, stale, now).await? {
             return Ok(false);
         }
-        let event = outbox::event_for(EventKind::Expired, &mut stale, None, None, now);
-        store::save_invite(txn, &stale).await?;
-        store::enqueue_event(txn, event).await?;
         store::try_insert_invite(txn, invite, &token.digest()).await
     }
 

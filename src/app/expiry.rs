@@ -1,7 +1,12 @@
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::ConnectionTrait;
 
 use super::{Invites, now};
-use crate::{domain::EventKind, error::Result, outbox, store};
+use crate::{
+    domain::{EventKind, Invite},
+    error::Result,
+    outbox, store,
+};
 
 /// Invites expired per transaction: bounded, so a backlog never holds locks long.
 const EXPIRY_BATCH: u64 = 500;
@@ -19,14 +24,10 @@ impl Invites {
             let txn = self.store.begin().await?;
             let claimed = store::claim_expired(&txn, now, EXPIRY_BATCH).await?;
             let claimed_count = claimed.len();
-            for mut invite in claimed {
-                if !invite.expire(now) {
-                    continue;
+            for invite in claimed {
+                if expire_with_event(&txn, invite, now).await? {
+                    expired += 1;
                 }
-                let event = outbox::event_for(EventKind::Expired, &mut invite, None, None, now);
-                store::save_invite(&txn, &invite).await?;
-                store::enqueue_event(&txn, event).await?;
-                expired += 1;
             }
             txn.commit().await?;
             if claimed_count > 0 {
@@ -42,4 +43,20 @@ impl Invites {
     pub async fn forget_old_answers(&self) -> Result<u64> {
         store::forget_answers_before(self.store.conn()?, now() - IDEMPOTENCY_KEY_LIFETIME).await
     }
+}
+
+/// Expires a locked invite past its expiry and records its `invite.expired`
+/// event; false (nothing written) if it was not due.
+pub(super) async fn expire_with_event(
+    conn: &impl ConnectionTrait,
+    mut invite: Invite,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    if !invite.expire(now) {
+        return Ok(false);
+    }
+    let event = outbox::event_for(EventKind::Expired, &mut invite, None, None, now);
+    store::save_invite(conn, &invite).await?;
+    store::enqueue_event(conn, event).await?;
+    Ok(true)
 }

@@ -94,10 +94,6 @@ impl Violations {
         parsed.map_err(|why| self.add(field, why)).ok()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     pub fn into_result(self) -> Result<(), InviteError> {
         if self.0.is_empty() {
             Ok(())

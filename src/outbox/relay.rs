@@ -17,7 +17,7 @@ use std::{collections::HashSet, time::Duration};
 
 use chrono::Utc;
 use prost::Message as _;
-use sea_orm::DbBackend;
+use sea_orm::{ConnectionTrait, DbBackend};
 use tokio::sync::watch;
 
 use super::RelayWakeup;
@@ -152,28 +152,33 @@ impl Relay {
     /// is not held while RabbitMQ takes its time.
     async fn publish_batch(&self, publisher: &Publisher) -> Result<Batch, RelayError> {
         if self.store.backend() != DbBackend::Postgres {
-            let conn = self.store.conn()?;
-            let events = store::unpublished_events(conn, BATCH_SIZE).await?;
-            let (published, failure) = publish(publisher, events).await;
-            store::mark_published(conn, &published, Utc::now()).await?;
-            return finish(published.len(), failure);
+            return publish_from(self.store.conn()?, publisher).await;
         }
         let txn = self.store.begin().await?;
         if !store::try_lead_relay(&txn).await? {
             return Ok(Batch::OtherReplicaLeads);
         }
-        let events = store::unpublished_events(&txn, BATCH_SIZE).await?;
-        let (published, failure) = publish(publisher, events).await;
-        store::mark_published(&txn, &published, Utc::now()).await?;
+        let batch = publish_from(&txn, publisher).await;
+        if let Err(RelayError::Store(_)) = batch {
+            return batch; // rolled back: nothing was stamped
+        }
+        // A broker failure still commits the stamps of what was confirmed.
         txn.commit().await.map_err(StoreError::from)?;
-        finish(published.len(), failure)
+        batch
     }
 }
 
-fn finish(published: usize, failure: Option<BrokerError>) -> Result<Batch, RelayError> {
+/// Reads the oldest unpublished events, publishes them, stamps the confirmed.
+async fn publish_from(
+    conn: &impl ConnectionTrait,
+    publisher: &Publisher,
+) -> Result<Batch, RelayError> {
+    let events = store::unpublished_events(conn, BATCH_SIZE).await?;
+    let (published, failure) = publish(publisher, events).await;
+    store::mark_published(conn, &published, Utc::now()).await?;
     match failure {
         Some(err) => Err(err.into()),
-        None => Ok(Batch::Published(published)),
+        None => Ok(Batch::Published(published.len())),
     }
 }
 
