@@ -28,23 +28,9 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 /// Prints only the token, so that `$(invite-service token --sub alice)` works.
-pub fn token(
-    settings: &Settings,
-    sub: &str,
-    email: Option<&str>,
-    admin: bool,
-    ttl: std::time::Duration,
-) -> anyhow::Result<()> {
+pub fn token(settings: &Settings, request: &TokenRequest<'_>) -> anyhow::Result<()> {
     let secret = startup::signing_secret(settings)?;
-    let request = TokenRequest {
-        sub,
-        email,
-        admin,
-        ttl,
-        issuer: settings.jwt_issuer.as_deref(),
-        audience: settings.jwt_audience.as_deref(),
-    };
-    println!("{}", auth::mint(&secret, &request)?);
+    println!("{}", auth::mint(&secret, request)?);
     Ok(())
 }
 

@@ -6,6 +6,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::{domain::Grant, grpc::auth::DEFAULT_GRANTS_CLAIM};
+
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/invites.db?mode=rwc";
 
 #[derive(Debug, Parser)]
@@ -38,6 +40,10 @@ pub enum Command {
         /// Add the scope `invites:admin`.
         #[arg(long)]
         admin: bool,
+        /// Allow inviting to a target: `TYPE/ID[=ROLE,ROLE]`, e.g.
+        /// `organization/acme=member` or `party/*` (any id, any role). Repeatable.
+        #[arg(long = "grant", value_name = "TYPE/ID[=ROLES]")]
+        grants: Vec<Grant>,
         /// How long the token is valid.
         #[arg(long, default_value = "24h", value_parser = parse_positive_duration)]
         ttl: Duration,
@@ -103,6 +109,12 @@ pub struct Settings {
     #[arg(long, env = "INVITES_JWT_AUDIENCE", global = true)]
     pub jwt_audience: Option<String>,
 
+    /// The JWT claim that lists what a caller may invite to (identity
+    /// providers often require a namespaced name, e.g. `https://example.com/invite_grants`).
+    #[arg(long, env = "INVITES_GRANTS_CLAIM", default_value = DEFAULT_GRANTS_CLAIM,
+          value_parser = parse_claim_name, global = true)]
+    pub grants_claim: String,
+
     /// How long a new invite is valid when the request gives no expiry.
     #[arg(long, env = "INVITES_DEFAULT_TTL", default_value = "7d",
           value_parser = parse_positive_duration, global = true)]
@@ -164,6 +176,14 @@ fn parse_exchange(raw: &str) -> Result<String, String> {
     }
 }
 
+fn parse_claim_name(raw: &str) -> Result<String, String> {
+    if (1..=256).contains(&raw.len()) && !raw.chars().any(char::is_control) {
+        Ok(raw.to_owned())
+    } else {
+        Err("must be 1-256 characters without control characters".into())
+    }
+}
+
 fn parse_secret(raw: &str) -> Result<String, String> {
     if raw.len() >= 32 {
         Ok(raw.to_owned())
@@ -219,5 +239,28 @@ mod tests {
             cli.command,
             Some(Command::Token { admin: true, .. })
         ));
+    }
+
+    #[test]
+    fn token_takes_repeated_grants_and_names_a_bad_one() {
+        let cli = Cli::try_parse_from([
+            "invite-service",
+            "token",
+            "--sub",
+            "alice",
+            "--grant",
+            "organization/acme=admin,member",
+            "--grant",
+            "party/*",
+        ])
+        .unwrap();
+        let Some(Command::Token { grants, .. }) = cli.command else {
+            panic!("not the token command");
+        };
+        let grants: Vec<String> = grants.iter().map(ToString::to_string).collect();
+        assert_eq!(grants, ["organization/acme=admin,member", "party/*"]);
+        let err = Cli::try_parse_from(["invite-service", "token", "--sub", "a", "--grant", "acme"])
+            .unwrap_err();
+        assert!(err.to_string().contains("--grant"), "{err}");
     }
 }

@@ -2,6 +2,7 @@ use clap::Parser as _;
 use invite_service::{
     cli,
     config::{Cli, Command, EventsCommand},
+    grpc::auth::TokenRequest,
     startup::Application,
     telemetry,
 };
@@ -21,8 +22,21 @@ async fn main() -> anyhow::Result<()> {
             sub,
             email,
             admin,
+            grants,
             ttl,
-        } => cli::token(&settings, &sub, email.as_deref(), admin, ttl),
+        } => cli::token(
+            &settings,
+            &TokenRequest {
+                sub: &sub,
+                email: email.as_deref(),
+                admin,
+                ttl,
+                issuer: settings.jwt_issuer.as_deref(),
+                audience: settings.jwt_audience.as_deref(),
+                grants: &grants,
+                grants_claim: &settings.grants_claim,
+            },
+        ),
         Command::Events {
             command: EventsCommand::Tail { binding },
         } => cli::events_tail(&settings, &binding).await,

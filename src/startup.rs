@@ -289,12 +289,13 @@ fn authenticator(settings: &Settings) -> anyhow::Result<Authenticator> {
         );
         VerifyingKey::Secret(secret)
     };
-    Authenticator::new(
+    Ok(Authenticator::new(
         key,
         settings.jwt_issuer.as_deref(),
         settings.jwt_audience.as_deref(),
     )
-    .context("--jwt-public-key / INVITES_JWT_PUBLIC_KEY")
+    .context("--jwt-public-key / INVITES_JWT_PUBLIC_KEY")?
+    .with_grants_claim(&settings.grants_claim))
 }
 
 /// The secret `token` signs with: the configured one, or the development one.

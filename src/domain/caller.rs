@@ -1,4 +1,7 @@
-use super::values::{Email, Id, Phone};
+use super::{
+    Grant,
+    values::{Email, Id, Phone},
+};
 
 /// Who is calling, as the verified bearer token says.
 #[derive(Debug, Clone)]
@@ -10,6 +13,8 @@ pub struct Caller {
     pub verified_phone: Option<Phone>,
     /// Scope `invites:admin`: a trusted internal service.
     pub is_admin: bool,
+    /// What the caller may invite to (under the `grants` create policy).
+    pub grants: Vec<Grant>,
 }
 
 impl Caller {

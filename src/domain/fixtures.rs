@@ -21,6 +21,7 @@ pub fn user(id: &str) -> Caller {
         verified_email: None,
         verified_phone: None,
         is_admin: false,
+        grants: Vec::new(),
     }
 }
 

@@ -6,6 +6,7 @@ mod error;
 mod event;
 #[cfg(test)]
 mod fixtures;
+mod grant;
 mod invite;
 pub mod paging;
 mod passcode;
@@ -15,6 +16,7 @@ pub use batch::{BatchDraft, BatchPlan, MAX_EMAILS, Refusal, Refused, plan_batch}
 pub use caller::Caller;
 pub use error::{FieldViolation, InviteError, Violations};
 pub use event::EventKind;
+pub use grant::Grant;
 pub use invite::{
     Acceptance, DraftInvitee, Invite, InviteDraft, InviteStatus, Invitee, PasscodeProof, Patch,
     Policy, Reference,

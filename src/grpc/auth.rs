@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Status, service::Interceptor};
 
-use crate::domain::{Caller, Email, Id, Phone};
+use crate::domain::{Caller, Email, Grant, Id, Phone};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
@@ -21,6 +21,8 @@ pub enum AuthError {
     Invalid(String),
     #[error("the token's sub {0}")]
     BadSubject(String),
+    #[error("the token's grants claim {0}")]
+    BadGrants(String),
 }
 
 impl AuthError {
@@ -31,6 +33,7 @@ impl AuthError {
             Self::Expired => "TOKEN_EXPIRED",
             Self::Invalid(_) => "INVALID_TOKEN",
             Self::BadSubject(_) => "INVALID_SUBJECT",
+            Self::BadGrants(_) => "INVALID_GRANTS",
         }
     }
 }
@@ -56,6 +59,53 @@ pub struct Claims {
     /// A string or an array of strings (identity providers send both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<serde_json::Value>,
+    /// Every other claim: the grants claim's name is configurable.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One entry of the grants claim, as identity providers write it.
+#[derive(Debug, Serialize, Deserialize)]
+struct GrantClaim {
+    target_type: String,
+    target_id: String,
+    /// Missing or empty: any role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    roles: Vec<String>,
+}
+
+/// The claim that lists what a caller may invite to, unless configured otherwise.
+pub const DEFAULT_GRANTS_CLAIM: &str = "invite_grants";
+
+/// Reads the grants claim. A claim that is there but malformed refuses the
+/// token: granting less than the identity provider meant would surprise as
+/// much as granting more.
+fn grants_from(claim: Option<serde_json::Value>) -> Result<Vec<Grant>, AuthError> {
+    let Some(claim) = claim else {
+        return Ok(Vec::new());
+    };
+    let entries: Vec<GrantClaim> = serde_json::from_value(claim).map_err(|_| {
+        AuthError::BadGrants(
+            "must be a list of {\"target_type\", \"target_id\", \"roles\"} objects".into(),
+        )
+    })?;
+    entries
+        .iter()
+        .map(|entry| Grant::parse(&entry.target_type, &entry.target_id, &entry.roles))
+        .collect::<Result<_, _>>()
+        .map_err(AuthError::BadGrants)
+}
+
+fn grants_claim_value(grants: &[Grant]) -> serde_json::Value {
+    let entries: Vec<GrantClaim> = grants
+        .iter()
+        .map(|grant| GrantClaim {
+            target_type: grant.target_type().to_owned(),
+            target_id: grant.target_id().to_owned(),
+            roles: grant.roles().map(str::to_owned).collect(),
+        })
+        .collect();
+    serde_json::to_value(entries).expect("grants serialize to JSON")
 }
 
 /// How tokens are checked.
@@ -69,6 +119,7 @@ pub enum VerifyingKey {
 #[derive(Clone)]
 pub struct Authenticator {
     inner: Arc<(DecodingKey, Validation)>,
+    grants_claim: Arc<str>,
 }
 
 impl Authenticator {
@@ -107,7 +158,17 @@ impl Authenticator {
         validation.set_required_spec_claims(&required);
         Ok(Self {
             inner: Arc::new((decoding_key, validation)),
+            grants_claim: DEFAULT_GRANTS_CLAIM.into(),
         })
+    }
+
+    /// Reads the caller's grants from this claim instead of `invite_grants`
+    /// (identity providers often require namespaced custom claims).
+    pub fn with_grants_claim(self, name: &str) -> Self {
+        Self {
+            grants_claim: name.into(),
+            ..self
+        }
     }
 
     /// The caller a `Bearer` header names, or why not.
@@ -120,13 +181,14 @@ impl Authenticator {
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Malformed)?;
         let (key, validation) = &*self.inner;
-        let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
+        let mut claims = jsonwebtoken::decode::<Claims>(token, key, validation)
             .map_err(|err| match err.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
                 _ => AuthError::Invalid(err.to_string()),
             })?
             .claims;
         let user_id = Id::parse(&claims.sub).map_err(AuthError::BadSubject)?;
+        let grants = grants_from(claims.other.remove(&*self.grants_claim))?;
         // An unverified or malformed address identifies nobody; the caller is
         // still authenticated by `sub`.
         let verified_email = claims
@@ -145,6 +207,7 @@ impl Authenticator {
             verified_email,
             verified_phone,
             is_admin,
+            grants,
         })
     }
 }
@@ -171,6 +234,9 @@ pub struct TokenRequest<'a> {
     pub ttl: std::time::Duration,
     pub issuer: Option<&'a str>,
     pub audience: Option<&'a str>,
+    pub grants: &'a [Grant],
+    /// The claim the grants go in.
+    pub grants_claim: &'a str,
 }
 
 pub fn mint(secret: &[u8], request: &TokenRequest<'_>) -> anyhow::Result<String> {
@@ -191,6 +257,16 @@ pub fn mint(secret: &[u8], request: &TokenRequest<'_>) -> anyhow::Result<String>
         aud: request
             .audience
             .map(|aud| serde_json::Value::String(aud.to_owned())),
+        other: if request.grants.is_empty() {
+            serde_json::Map::new()
+        } else {
+            [(
+                request.grants_claim.to_owned(),
+                grants_claim_value(request.grants),
+            )]
+            .into_iter()
+            .collect()
+        },
     };
     Ok(jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -215,6 +291,8 @@ mod tests {
             ttl: Duration::from_secs(60),
             issuer: None,
             audience: None,
+            grants: &[],
+            grants_claim: DEFAULT_GRANTS_CLAIM,
         };
         format!("Bearer {}", mint(SECRET, &request).unwrap())
     }
@@ -231,6 +309,7 @@ mod tests {
             scope: None,
             iss: None,
             aud: None,
+            other: serde_json::Map::new(),
         }
     }
 
@@ -325,6 +404,8 @@ mod tests {
             ttl: Duration::from_secs(60),
             issuer: Some("https://id.example"),
             audience: Some("invites"),
+            grants: &[],
+            grants_claim: DEFAULT_GRANTS_CLAIM,
         };
         let jwt = mint(SECRET, &request).unwrap();
         assert!(strict.authenticate(Some(&format!("Bearer {jwt}"))).is_ok());
@@ -395,6 +476,76 @@ mod tests {
                     .is_err()
             );
         }
+    }
+
+    fn with_claims(other: serde_json::Value) -> String {
+        let claims = Claims {
+            other: serde_json::from_value(other).unwrap(),
+            ..claims("alice")
+        };
+        let jwt = jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        format!("Bearer {jwt}")
+    }
+
+    #[test]
+    fn grants_are_read_from_the_configured_claim_only() {
+        const NAMESPACED: &str = "https://example.com/invite_grants";
+        let grant = serde_json::json!([{"target_type": "organization", "target_id": "acme", "roles": ["member"]}]);
+        let header = with_claims(serde_json::json!({ NAMESPACED: grant }));
+        let namespaced = authenticator().with_grants_claim(NAMESPACED);
+        let grants = namespaced.authenticate(Some(&header)).unwrap().grants;
+        let grants: Vec<String> = grants.iter().map(ToString::to_string).collect();
+        assert_eq!(grants, ["organization/acme=member"]);
+        // The default claim name reads nothing from a namespaced claim.
+        assert!(
+            authenticator()
+                .authenticate(Some(&header))
+                .unwrap()
+                .grants
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_malformed_grants_claim_refuses_the_token() {
+        for bad in [
+            serde_json::json!("organization/acme"),
+            serde_json::json!([{"target_type": "organization"}]),
+            serde_json::json!([{"target_type": "Org", "target_id": "acme"}]),
+            serde_json::json!([{"target_type": "org", "target_id": "acme", "roles": "owner"}]),
+        ] {
+            let header = with_claims(serde_json::json!({ DEFAULT_GRANTS_CLAIM: bad }));
+            let err = authenticator().authenticate(Some(&header)).unwrap_err();
+            assert_eq!(err.reason(), "INVALID_GRANTS", "{bad}");
+        }
+    }
+
+    #[test]
+    fn minted_grants_read_back_as_given() {
+        let grants: Vec<Grant> = ["organization/acme=admin,member", "party/*"]
+            .iter()
+            .map(|g| g.parse().unwrap())
+            .collect();
+        let request = TokenRequest {
+            sub: "alice",
+            email: None,
+            admin: false,
+            ttl: Duration::from_secs(60),
+            issuer: None,
+            audience: None,
+            grants: &grants,
+            grants_claim: DEFAULT_GRANTS_CLAIM,
+        };
+        let jwt = mint(SECRET, &request).unwrap();
+        let caller = authenticator()
+            .authenticate(Some(&format!("Bearer {jwt}")))
+            .unwrap();
+        assert_eq!(caller.grants, grants);
     }
 
     #[test]

@@ -4,10 +4,12 @@
 
 use std::{path::PathBuf, sync::Once, time::Duration};
 
+use clap::Parser as _;
 use futures_util::StreamExt as _;
 use invite_service::{
-    config::Settings,
-    grpc::auth::{TokenRequest, mint},
+    config::{Cli, Settings},
+    domain::Grant,
+    grpc::auth::{DEFAULT_GRANTS_CLAIM, TokenRequest, mint},
     pb::{self, invite_service_client::InviteServiceClient},
     startup::Application,
 };
@@ -231,6 +233,8 @@ pub struct Options {
     pub exchange: String,
     pub amqp_url: String,
     pub sweep_interval: Duration,
+    /// More flags, as an operator would pass them (`--create-policy open`).
+    pub flags: Vec<String>,
 }
 
 impl Options {
@@ -240,25 +244,36 @@ impl Options {
             exchange: format!("invites-test-{}", Uuid::now_v7().simple()),
             amqp_url: amqp_url(),
             sweep_interval: Duration::from_secs(3600),
+            flags: Vec::new(),
         }
     }
 }
 
+/// The settings a server under test runs with, parsed by clap like the
+/// binary's, so that every default is the one users get.
 pub fn settings(options: &Options) -> Settings {
-    Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: options.database_url.clone(),
-        amqp_url: options.amqp_url.clone(),
-        exchange: options.exchange.clone(),
-        jwt_secret: Some(SECRET.into()),
-        jwt_public_key: None,
-        jwt_issuer: None,
-        jwt_audience: None,
-        default_ttl: Duration::from_secs(7 * 86_400),
-        max_ttl: Duration::from_secs(365 * 86_400),
-        sweep_interval: options.sweep_interval,
-        drain_timeout: Duration::from_secs(10),
-    }
+    let sweep_interval = humantime::format_duration(options.sweep_interval).to_string();
+    let mut args: Vec<&str> = vec![
+        "invite-service",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &options.database_url,
+        "--amqp-url",
+        &options.amqp_url,
+        "--exchange",
+        &options.exchange,
+        "--jwt-secret",
+        SECRET,
+        "--sweep-interval",
+        &sweep_interval,
+        "--drain-timeout",
+        "10s",
+    ];
+    args.extend(options.flags.iter().map(String::as_str));
+    Cli::try_parse_from(args)
+        .expect("the test settings parse")
+        .settings
 }
 
 /// A server on its own database and exchange, serving once this returns.
@@ -340,8 +355,19 @@ impl TestApp {
     }
 }
 
-/// A signed bearer token for `sub`, optionally with a verified email / admin scope.
+/// The target types the tests invite to: every test user may invite to any
+/// of them with any role, unless a test says otherwise with [`token_granting`].
+pub const TEST_GRANTS: [&str; 3] = ["organization/*", "party/*", "account_group/*"];
+
+/// A signed bearer token for `sub`, optionally with a verified email / admin
+/// scope, granted [`TEST_GRANTS`].
 pub fn token(sub: &str, email: Option<&str>, admin: bool) -> String {
+    token_granting(sub, email, admin, &TEST_GRANTS)
+}
+
+/// A signed bearer token with exactly these grants (`TYPE/ID[=ROLE,ROLE]`).
+pub fn token_granting(sub: &str, email: Option<&str>, admin: bool, grants: &[&str]) -> String {
+    let grants: Vec<Grant> = grants.iter().map(|g| g.parse().unwrap()).collect();
     mint(
         SECRET.as_bytes(),
         &TokenRequest {
@@ -351,6 +377,8 @@ pub fn token(sub: &str, email: Option<&str>, admin: bool) -> String {
             ttl: Duration::from_secs(3600),
             issuer: None,
             audience: None,
+            grants: &grants,
+            grants_claim: DEFAULT_GRANTS_CLAIM,
         },
     )
     .unwrap()

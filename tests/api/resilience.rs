@@ -59,6 +59,7 @@ async fn events_written_while_the_broker_is_unreachable_are_published_once_it_is
         exchange,
         amqp_url: amqp_url(),
         sweep_interval: Duration::from_secs(3600),
+        flags: Vec::new(),
     })
     .await;
     let received = events.take(6).await;
@@ -89,6 +90,7 @@ async fn while_the_database_is_unreachable_health_is_not_serving_and_calls_are_u
         exchange: format!("invites-test-{}", uuid::Uuid::now_v7().simple()),
         amqp_url: amqp_url(),
         sweep_interval: Duration::from_secs(3600),
+        flags: Vec::new(),
     };
     let app = TestApp::start_unready(&options).await;
 
