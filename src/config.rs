@@ -6,7 +6,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{domain::Grant, grpc::auth::DEFAULT_GRANTS_CLAIM};
+use crate::{
+    domain::{CreatePolicy, Grant},
+    grpc::auth::DEFAULT_GRANTS_CLAIM,
+};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/invites.db?mode=rwc";
 
@@ -109,6 +112,13 @@ pub struct Settings {
     #[arg(long, env = "INVITES_JWT_AUDIENCE", global = true)]
     pub jwt_audience: Option<String>,
 
+    /// Who may create invites: `grants` (a caller's token must grant the
+    /// target and role; admins may do anything) or `open` (any authenticated
+    /// caller, as before grants existed; not for production).
+    #[arg(long, env = "INVITES_CREATE_POLICY", default_value = "grants",
+          value_parser = parse_create_policy, global = true)]
+    pub create_policy: CreatePolicy,
+
     /// The JWT claim that lists what a caller may invite to (identity
     /// providers often require a namespaced name, e.g. `https://example.com/invite_grants`).
     #[arg(long, env = "INVITES_GRANTS_CLAIM", default_value = DEFAULT_GRANTS_CLAIM,
@@ -176,6 +186,14 @@ fn parse_exchange(raw: &str) -> Result<String, String> {
     }
 }
 
+fn parse_create_policy(raw: &str) -> Result<CreatePolicy, String> {
+    match raw {
+        "grants" => Ok(CreatePolicy::Grants),
+        "open" => Ok(CreatePolicy::Open),
+        _ => Err("must be `grants` or `open`".into()),
+    }
+}
+
 fn parse_claim_name(raw: &str) -> Result<String, String> {
     if (1..=256).contains(&raw.len()) && !raw.chars().any(char::is_control) {
         Ok(raw.to_owned())
@@ -203,6 +221,8 @@ mod tests {
         assert_eq!(cli.settings.listen.to_string(), "127.0.0.1:50051");
         assert_eq!(cli.settings.exchange, "invites");
         assert_eq!(cli.settings.default_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(cli.settings.create_policy, CreatePolicy::Grants);
+        assert_eq!(cli.settings.grants_claim, "invite_grants");
     }
 
     #[test]
@@ -212,6 +232,8 @@ mod tests {
         let err =
             Cli::try_parse_from(["invite-service", "--database-url", "mysql://x"]).unwrap_err();
         assert!(err.to_string().contains("--database-url"), "{err}");
+        let err = Cli::try_parse_from(["invite-service", "--create-policy", "anyone"]).unwrap_err();
+        assert!(err.to_string().contains("--create-policy"), "{err}");
     }
 
     #[test]

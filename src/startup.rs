@@ -17,7 +17,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use crate::{
     app::Invites,
     config::Settings,
-    domain::Policy,
+    domain::{CreatePolicy, Policy},
     grpc::{
         InviteApi,
         auth::{Authenticator, VerifyingKey},
@@ -236,7 +236,14 @@ fn policy(settings: &Settings) -> anyhow::Result<Policy> {
     let policy = Policy {
         default_ttl: ttl(settings.default_ttl, "--default-ttl")?,
         max_ttl: ttl(settings.max_ttl, "--max-ttl")?,
+        create: settings.create_policy,
     };
+    if policy.create == CreatePolicy::Open {
+        tracing::warn!(
+            "--create-policy open: any caller may invite anyone to any target with any role, \
+             and membership services trust invite.accepted. Use `grants` in production"
+        );
+    }
     anyhow::ensure!(
         policy.default_ttl <= policy.max_ttl,
         "--default-ttl / INVITES_DEFAULT_TTL must not be longer than --max-ttl / INVITES_MAX_TTL"

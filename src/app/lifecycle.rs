@@ -30,9 +30,9 @@ impl Invites {
         let now = now();
         let txn = self.store.begin().await?;
         let mut invite = lock_existing(&txn, &lookup).await?;
-        let repeated = store::has_redeemed(&txn, invite.id, &caller.user_id).await?;
-        match invite.accept(caller, via, repeated, proof, now)? {
-            Acceptance::Repeated => return Ok(invite),
+        let earlier = store::redeemed_at(&txn, invite.id, &caller.user_id).await?;
+        match invite.accept(caller, via, earlier.is_some(), proof, now)? {
+            Acceptance::Repeated => return Ok(invite.seen_by(caller, earlier)),
             Acceptance::PasscodeRejected => {
                 store::save_invite(&txn, &invite).await?;
                 txn.commit().await?;
@@ -51,7 +51,7 @@ impl Invites {
         store::save_invite(&txn, &invite).await?;
         store::enqueue_event(&txn, event).await?;
         self.commit_and_publish(txn).await?;
-        Ok(invite)
+        Ok(invite.seen_by(caller, Some(now)))
     }
 
     async fn prove_passcode(
@@ -75,7 +75,9 @@ impl Invites {
         let invite = store::read_invite(conn, lookup)
             .await?
             .ok_or(InviteError::NotFound)?;
-        let repeated = store::has_redeemed(conn, invite.id, &caller.user_id).await?;
+        let repeated = store::redeemed_at(conn, invite.id, &caller.user_id)
+            .await?
+            .is_some();
         let Some(hash) = invite
             .check_acceptable(caller, via, repeated, now())?
             .cloned()
@@ -90,10 +92,12 @@ impl Invites {
     #[tracing::instrument(skip_all)]
     pub async fn reject(&self, caller: &Caller, reference: InviteRef) -> Result<Invite> {
         let (lookup, via) = reference.lookup()?;
-        self.change(caller, lookup, EventKind::Rejected, |invite, now| {
-            invite.reject(caller, via, now)
-        })
-        .await
+        let invite = self
+            .change(caller, lookup, EventKind::Rejected, |invite, now| {
+                invite.reject(caller, via, now)
+            })
+            .await?;
+        Ok(invite.seen_by(caller, None))
     }
 
     #[tracing::instrument(skip_all, fields(invite_id = %id))]

@@ -26,7 +26,7 @@ impl Invites {
             .await?
             .ok_or(InviteError::NotFound)?;
         invite.ensure_visible(caller)?;
-        Ok(invite)
+        Ok(invite.seen_by(caller, None))
     }
 
     #[tracing::instrument(skip_all)]
@@ -40,7 +40,10 @@ impl Invites {
             .then(|| invites.last().map(|last| query.next_page_token(last.id)))
             .flatten();
         Ok(Page {
-            invites,
+            invites: invites
+                .into_iter()
+                .map(|invite| invite.seen_by(caller, None))
+                .collect(),
             next_page_token,
             total_size,
         })
@@ -60,15 +63,18 @@ impl Invites {
     #[tracing::instrument(skip_all)]
     pub async fn get_by_token(&self, caller: &Caller, token: &str) -> Result<Invite> {
         let token = InviteToken::parse(token).map_err(|why| InviteError::invalid("token", why))?;
-        let invite = store::read_invite(self.store.conn()?, &Lookup::Token(token.digest()))
+        let conn = self.store.conn()?;
+        let invite = store::read_invite(conn, &Lookup::Token(token.digest()))
             .await?
             .ok_or(InviteError::NotFound)?;
         invite.ensure_visible_by_token(caller)?;
-        Ok(invite)
+        let own_acceptance = store::redeemed_at(conn, invite.id, &caller.user_id).await?;
+        Ok(invite.seen_by(caller, own_acceptance))
     }
 
-    /// The invite's events, oldest first. A deleted invite's history stays
-    /// visible to its inviter and to admins, judged by its last known state.
+    /// The invite's events, oldest first: its audit trail, for its inviter
+    /// and admins only (the events name everyone who used or revoked it). A
+    /// deleted invite's history stays theirs, judged by its last known state.
     #[tracing::instrument(skip_all, fields(invite_id = %invite_id))]
     pub async fn history(
         &self,
@@ -93,7 +99,7 @@ impl Invites {
         };
         let conn = self.store.conn()?;
         match store::find_invite(conn, id).await? {
-            Some(invite) => invite.ensure_visible(caller)?,
+            Some(invite) => invite.ensure_manageable(caller)?,
             None => {
                 let last = store::latest_event(conn, id)
                     .await?

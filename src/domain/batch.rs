@@ -32,6 +32,8 @@ pub enum Refusal {
     InvalidEmail,
     DuplicateInRequest,
     AlreadyInvited,
+    /// The caller's own verified address: nobody but an admin invites themselves.
+    SelfInvite,
 }
 
 impl Refusal {
@@ -40,6 +42,7 @@ impl Refusal {
             Self::InvalidEmail => "INVALID_EMAIL",
             Self::DuplicateInRequest => "DUPLICATE_IN_REQUEST",
             Self::AlreadyInvited => "ALREADY_INVITED",
+            Self::SelfInvite => "SELF_INVITE",
         }
     }
 
@@ -48,6 +51,7 @@ impl Refusal {
             Self::InvalidEmail,
             Self::DuplicateInRequest,
             Self::AlreadyInvited,
+            Self::SelfInvite,
         ]
         .into_iter()
         .find(|r| r.as_str() == stored)
@@ -130,8 +134,11 @@ pub fn plan_batch(
             continue;
         }
         let invitee = DraftInvitee::Email(email.as_str().to_owned());
-        let invite = Invite::create(shared(invitee), caller, now, policy, Uuid::now_v7())?;
-        plan.invites.push((index, invite));
+        match Invite::create(shared(invitee), caller, now, policy, Uuid::now_v7()) {
+            Ok(invite) => plan.invites.push((index, invite)),
+            Err(InviteError::SelfInvite) => plan.refused.push(refuse(Refusal::SelfInvite)),
+            Err(other) => return Err(other),
+        }
     }
     Ok(plan)
 }
@@ -158,7 +165,7 @@ fn strip_invite_prefix(err: InviteError) -> InviteError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::fixtures::{now, policy, user};
+    use crate::domain::fixtures::{granted, now, policy, user, with_email};
 
     fn alice() -> Caller {
         user("alice")
@@ -231,5 +238,33 @@ mod tests {
             panic!("expected invalid");
         };
         assert_eq!(v[0].field, "target_id");
+    }
+
+    #[test]
+    fn a_batch_beyond_the_callers_grants_is_refused_whole() {
+        let member_only = granted("alice", &["account_group/grp-1=member"]);
+        let owners = BatchDraft {
+            role: "owner".into(),
+            ..draft(&["ann@example.org"])
+        };
+        let result = plan_batch(owners, &member_only, now(), &policy());
+        assert_eq!(result.unwrap_err(), InviteError::NotGranted);
+        let plan = plan_batch(draft(&["ann@example.org"]), &member_only, now(), &policy());
+        assert_eq!(plan.unwrap().invites.len(), 1);
+    }
+
+    #[test]
+    fn the_callers_own_address_is_refused_and_the_rest_invited() {
+        let alice = with_email("alice", "alice@example.org");
+        let plan = plan_batch(
+            draft(&["ALICE@example.org", "bob@example.org"]),
+            &alice,
+            now(),
+            &policy(),
+        )
+        .unwrap();
+        assert_eq!(plan.invites.len(), 1);
+        assert_eq!(plan.refused[0].reason, Refusal::SelfInvite);
+        assert_eq!(Refusal::parse("SELF_INVITE"), Some(Refusal::SelfInvite));
     }
 }

@@ -31,6 +31,10 @@ pub enum InviteError {
     NotInviter,
     #[error("only an admin may create invites on behalf of another user")]
     NotAdmin,
+    #[error("the caller's token does not grant inviting to this target with this role")]
+    NotGranted,
+    #[error("only an admin may invite themselves or accept their own invite")]
+    SelfInvite,
     #[error("the invite is not pending")]
     NotPending,
     #[error("the invite has expired")]
@@ -66,6 +70,8 @@ impl InviteError {
             Self::InviteeMismatch => "INVITEE_MISMATCH",
             Self::NotInviter => "NOT_INVITER",
             Self::NotAdmin => "ADMIN_SCOPE_REQUIRED",
+            Self::NotGranted => "INVITE_NOT_GRANTED",
+            Self::SelfInvite => "SELF_INVITE",
             Self::NotPending => "INVITE_NOT_PENDING",
             Self::Expired => "INVITE_EXPIRED",
             Self::NotYetValid => "INVITE_NOT_YET_VALID",

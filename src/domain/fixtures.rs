@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use super::{Caller, Email, Id, Policy};
+use super::{Caller, CreatePolicy, Email, Grant, Id, Policy};
 
 pub fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
@@ -12,16 +12,21 @@ pub fn policy() -> Policy {
     Policy {
         default_ttl: Duration::days(7),
         max_ttl: Duration::days(90),
+        create: CreatePolicy::Grants,
     }
 }
 
+/// The target types the unit tests invite to, any id and role.
+pub const TEST_GRANTS: [&str; 2] = ["organization/*", "account_group/*"];
+
+/// A user granted [`TEST_GRANTS`].
 pub fn user(id: &str) -> Caller {
     Caller {
         user_id: Id::parse(id).unwrap(),
         verified_email: None,
         verified_phone: None,
         is_admin: false,
-        grants: Vec::new(),
+        grants: TEST_GRANTS.iter().map(|g| g.parse().unwrap()).collect(),
     }
 }
 
@@ -36,5 +41,13 @@ pub fn admin() -> Caller {
     Caller {
         is_admin: true,
         ..user("svc-admin")
+    }
+}
+
+/// A user whose token grants exactly these (`TYPE/ID[=ROLE,ROLE]`).
+pub fn granted(id: &str, grants: &[&str]) -> Caller {
+    Caller {
+        grants: grants.iter().map(|g| g.parse::<Grant>().unwrap()).collect(),
+        ..user(id)
     }
 }

@@ -104,7 +104,7 @@ impl Email {
         }
         Ok(Self {
             given: trimmed.to_owned(),
-            normalized: trimmed.to_lowercase(),
+            normalized: trimmed.to_ascii_lowercase(),
         })
     }
 
@@ -134,7 +134,7 @@ pub struct EmailDomain(String);
 
 impl EmailDomain {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let domain = raw.trim().trim_start_matches('@').to_lowercase();
+        let domain = raw.trim().trim_start_matches('@').to_ascii_lowercase();
         Email::parse(&format!("user@{domain}"))
             .map(|_| Self(domain))
             .map_err(|_| format!("{raw:?} is not a valid email domain"))
@@ -229,6 +229,22 @@ impl TokenDigest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emails_fold_ascii_case_only() {
+        let ascii = Email::parse("Kelvin@Example.org").unwrap();
+        assert_eq!(ascii, Email::parse("kelvin@example.org").unwrap());
+        // The Kelvin sign lower-cases to `k` under Unicode rules: folding it
+        // would let one address claim invites sent to another.
+        let kelvin_sign = Email::parse("\u{212A}elvin@example.org").unwrap();
+        assert_ne!(kelvin_sign, ascii);
+        assert_eq!(kelvin_sign.normalized(), "\u{212A}elvin@example.org");
+        let domain = EmailDomain::parse("\u{212A}.example.org");
+        assert_ne!(
+            domain.map(|d| d.as_str().to_owned()).ok().as_deref(),
+            Some("k.example.org")
+        );
+    }
 
     #[test]
     fn ids_allow_common_external_formats_and_refuse_others() {

@@ -67,6 +67,8 @@ impl From<InviteError> for Status {
             InviteError::InviteeMismatch
             | InviteError::NotInviter
             | InviteError::NotAdmin
+            | InviteError::NotGranted
+            | InviteError::SelfInvite
             | InviteError::PasscodeRequired
             | InviteError::WrongPasscode => Code::PermissionDenied,
             InviteError::PasscodeLocked => Code::ResourceExhausted,

@@ -29,9 +29,9 @@ pub use idempotency::{
     StoredAnswer, claim_answer, find_answer, forget_answers_before, record_answer,
 };
 pub use invites::{
-    Lookup, claim_expired, delete_invite, find_invite, has_redeemed, list_invites, lock_invite,
-    lock_pending_duplicate, read_invite, record_redemption, replace_token, save_invite,
-    try_insert_invite,
+    Lookup, claim_expired, delete_invite, find_invite, list_invites, lock_invite,
+    lock_pending_duplicate, read_invite, record_redemption, redeemed_at, replace_token,
+    save_invite, try_insert_invite,
 };
 
 use crate::error::{Error, Result};

@@ -16,3 +16,4 @@ mod listing;
 mod passcodes;
 mod resilience;
 mod serving;
+mod trust;
