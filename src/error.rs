@@ -17,6 +17,16 @@ pub enum Error {
     /// The database cannot be reached (or is not migrated yet): retry later.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// Past a bound that protects the service (too much waiting work):
+    /// retry shortly.
+    #[error("{message}")]
+    Overloaded {
+        message: &'static str,
+        reason: &'static str,
+    },
+    /// The caller made too many calls of a kind: retry after the delay.
+    #[error("rate limit reached: retry in {retry_after:?}")]
+    RateLimited { retry_after: std::time::Duration },
     /// A bug or a broken invariant. Logged with its cause, never sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

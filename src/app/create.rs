@@ -54,7 +54,7 @@ impl Invites {
         };
         tracing::Span::current().record("invite_id", tracing::field::display(invite.id));
         if let Some(Ok(passcode)) = passcode {
-            invite.passcode_hash = Some(self.passcode_job(move || passcode.hash()).await?);
+            invite.passcode_hash = Some(self.passcodes.hash(passcode).await?);
         }
         let created = self
             .write_created(

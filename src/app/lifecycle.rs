@@ -1,10 +1,10 @@
 use sea_orm::DatabaseTransaction;
 
-use super::{InviteRef, Invites, now, parse_id};
+use super::{InviteRef, Invites, now, parse_id, passcodes::Turn};
 use crate::{
     domain::{
-        Acceptance, Caller, EventKind, Invite, InviteError, InviteToken, Passcode, PasscodeProof,
-        Patch, Reference,
+        Acceptance, Caller, EventKind, Invite, InviteError, InviteToken, Passcode, PasscodeHash,
+        PasscodeProof, Patch, Reference,
     },
     error::Result,
     outbox,
@@ -18,6 +18,8 @@ impl Invites {
     /// A passcode is verified before the transaction (argon2 is slow, and the
     /// hash never changes), and only for a caller whom every earlier check
     /// admits; the transaction then re-checks everything and counts the try.
+    /// The turn at passcode work is held until the try is recorded, so that
+    /// a caller's tries queued behind each other see each other's failures.
     #[tracing::instrument(skip_all)]
     pub async fn accept(
         &self,
@@ -26,16 +28,25 @@ impl Invites {
         passcode: &str,
     ) -> Result<Invite> {
         let (lookup, via) = reference.lookup()?;
-        let proof = self.prove_passcode(caller, &lookup, via, passcode).await?;
+        let (_turn, proof) = self.prove_passcode(caller, &lookup, via, passcode).await?;
         let now = now();
         let txn = self.store.begin().await?;
         let mut invite = lock_existing(&txn, &lookup).await?;
-        let earlier = store::redeemed_at(&txn, invite.id, &caller.user_id).await?;
-        match invite.accept(caller, via, earlier.is_some(), proof, now)? {
-            Acceptance::Repeated => return Ok(invite.seen_by(caller, earlier)),
+        let mut record = store::caller_record(&txn, invite.id, &caller.user_id).await?;
+        match invite.accept(caller, via, &mut record, proof, now)? {
+            Acceptance::Repeated => return Ok(invite.seen_by(caller, record.accepted_at)),
             Acceptance::PasscodeRejected => {
-                store::save_invite(&txn, &invite).await?;
+                let failures = record.passcode_failures;
+                store::save_passcode_failures(&txn, invite.id, &caller.user_id, failures).await?;
                 txn.commit().await?;
+                if record.is_locked_out() {
+                    tracing::warn!(
+                        invite_id = %invite.id,
+                        user_id = %caller.user_id,
+                        failures,
+                        "passcode lock-out: too many wrong passcodes; a resend lifts it"
+                    );
+                }
                 return Err(InviteError::WrongPasscode.into());
             }
             Acceptance::New => {}
@@ -51,18 +62,20 @@ impl Invites {
         store::save_invite(&txn, &invite).await?;
         store::enqueue_event(&txn, event).await?;
         self.commit_and_publish(txn).await?;
-        Ok(invite.seen_by(caller, Some(now)))
+        Ok(invite.seen_by(caller, record.accepted_at))
     }
 
+    /// Verifies the passcode when it is what stands between the caller and
+    /// the invite, with a turn at passcode work (returned, to be held).
     async fn prove_passcode(
         &self,
         caller: &Caller,
         lookup: &Lookup,
         via: Reference,
         passcode: &str,
-    ) -> Result<PasscodeProof> {
+    ) -> Result<(Option<Turn>, PasscodeProof)> {
         if passcode.is_empty() {
-            return Ok(PasscodeProof::NotGiven);
+            return Ok((None, PasscodeProof::NotGiven));
         }
         if passcode.chars().count() > Passcode::MAX_CHARS {
             return Err(InviteError::invalid(
@@ -71,22 +84,38 @@ impl Invites {
             )
             .into());
         }
+        // Checked before queueing, so that a refused caller waits for nothing,
+        // and again with the turn won: tries queued ahead may have locked the
+        // caller out meanwhile, and a locked-out caller burns no CPU.
+        if self.passcode_to_match(caller, lookup, via).await?.is_none() {
+            return Ok((None, PasscodeProof::NotGiven));
+        }
+        let turn = self.passcodes.turn().await?;
+        let Some(hash) = self.passcode_to_match(caller, lookup, via).await? else {
+            return Ok((Some(turn), PasscodeProof::NotGiven));
+        };
+        let matches = self
+            .passcodes
+            .verify(&turn, hash, passcode.to_owned())
+            .await?;
+        Ok((Some(turn), PasscodeProof::Verified { matches }))
+    }
+
+    /// The hash the caller must match, once every earlier check admits them.
+    async fn passcode_to_match(
+        &self,
+        caller: &Caller,
+        lookup: &Lookup,
+        via: Reference,
+    ) -> Result<Option<PasscodeHash>> {
         let conn = self.store.conn()?;
         let invite = store::read_invite(conn, lookup)
             .await?
             .ok_or(InviteError::NotFound)?;
-        let repeated = store::redeemed_at(conn, invite.id, &caller.user_id)
-            .await?
-            .is_some();
-        let Some(hash) = invite
-            .check_acceptable(caller, via, repeated, now())?
-            .cloned()
-        else {
-            return Ok(PasscodeProof::NotGiven);
-        };
-        let given = passcode.to_owned();
-        let matches = self.passcode_job(move || hash.verify(&given)).await?;
-        Ok(PasscodeProof::Verified { matches })
+        let record = store::caller_record(conn, invite.id, &caller.user_id).await?;
+        Ok(invite
+            .check_acceptable(caller, via, &record, now())?
+            .cloned())
     }
 
     #[tracing::instrument(skip_all)]
@@ -145,6 +174,7 @@ impl Invites {
         let txn = self.store.begin().await?;
         let mut invite = lock_existing(&txn, &lookup).await?;
         invite.resend(caller, ttl, &self.policy, now)?;
+        store::forget_passcode_failures(&txn, invite.id).await?;
         let token = InviteToken::generate();
         let event = outbox::event_for(
             EventKind::Resent,

@@ -5,12 +5,10 @@ mod create;
 mod expiry;
 mod idempotency;
 mod lifecycle;
+mod passcodes;
 mod query;
 
-use std::sync::Arc;
-
 use chrono::{DateTime, SubsecRound, Utc};
-use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 pub use create::Created;
@@ -28,9 +26,7 @@ pub struct Invites {
     store: Store,
     wakeup: RelayWakeup,
     policy: Policy,
-    /// Argon2 runs take ~19 MiB and a core each: at most one per core at a
-    /// time, so a burst of passcode calls queues instead of exhausting memory.
-    passcode_work: Arc<Semaphore>,
+    passcodes: passcodes::PasscodeWork,
 }
 
 /// How a request names an invite, as received.
@@ -47,7 +43,7 @@ impl Invites {
             store,
             wakeup,
             policy,
-            passcode_work: Arc::new(Semaphore::new(cores)),
+            passcodes: passcodes::PasscodeWork::new(cores),
         }
     }
 
@@ -66,19 +62,9 @@ impl Invites {
         self.store.migrated().await;
     }
 
-    /// Runs slow passcode work off the async workers, one job per core.
-    async fn passcode_job<T: Send + 'static>(
-        &self,
-        job: impl FnOnce() -> T + Send + 'static,
-    ) -> crate::error::Result<T> {
-        let _permit = self
-            .passcode_work
-            .acquire()
-            .await
-            .map_err(|err| anyhow::Error::new(err).context("passcode work"))?;
-        Ok(tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|err| anyhow::Error::new(err).context("passcode work"))?)
+    /// How many passcodes were checked against a hash since start-up.
+    pub fn passcode_verifications(&self) -> u64 {
+        self.passcodes.verifications()
     }
 }
 

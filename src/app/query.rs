@@ -68,8 +68,8 @@ impl Invites {
             .await?
             .ok_or(InviteError::NotFound)?;
         invite.ensure_visible_by_token(caller)?;
-        let own_acceptance = store::redeemed_at(conn, invite.id, &caller.user_id).await?;
-        Ok(invite.seen_by(caller, own_acceptance))
+        let record = store::caller_record(conn, invite.id, &caller.user_id).await?;
+        Ok(invite.seen_by(caller, record.accepted_at))
     }
 
     /// The invite's events, oldest first: its audit trail, for its inviter

@@ -18,8 +18,8 @@ pub use error::{FieldViolation, InviteError, Violations};
 pub use event::EventKind;
 pub use grant::Grant;
 pub use invite::{
-    Acceptance, CreatePolicy, DraftInvitee, Invite, InviteDraft, InviteStatus, Invitee,
-    PasscodeProof, Patch, Policy, Reference,
+    Acceptance, CallerRecord, CreatePolicy, DraftInvitee, Invite, InviteDraft, InviteStatus,
+    Invitee, PasscodeProof, Patch, Policy, Reference,
 };
 pub use passcode::{Passcode, PasscodeHash};
 pub use values::{Email, EmailDomain, Id, Identifier, InviteToken, Phone, TokenDigest};

@@ -38,6 +38,23 @@ impl From<Error> for Status {
                     "CONCURRENT_CHANGE",
                 )
             }
+            Error::Overloaded { message, reason } => {
+                tracing::warn!(reason, "refused past a bound");
+                with_reason(Code::ResourceExhausted, message, reason)
+            }
+            Error::RateLimited { retry_after } => {
+                let mut details =
+                    ErrorDetails::with_error_info("RATE_LIMITED", ERROR_DOMAIN, HashMap::new());
+                details.set_retry_info(Some(retry_after));
+                Status::with_error_details(
+                    Code::ResourceExhausted,
+                    format!(
+                        "too many calls: retry in {} ms",
+                        retry_after.as_millis().max(1)
+                    ),
+                    details,
+                )
+            }
             Error::Internal(cause) => {
                 // The cause chain goes to the log, never to the caller.
                 tracing::error!(error = format!("{cause:#}"), "internal error");

@@ -155,18 +155,6 @@ pub async fn delete_invite(conn: &impl ConnectionTrait, id: Uuid) -> Result<()> 
     Ok(())
 }
 
-/// When the user used the invite, if they did.
-pub async fn redeemed_at(
-    conn: &impl ConnectionTrait,
-    invite_id: Uuid,
-    user: &Id,
-) -> Result<Option<DateTime<Utc>>> {
-    let found = redemption::Entity::find_by_id((invite_id, user.to_string()))
-        .one(conn)
-        .await?;
-    Ok(found.map(|row| row.redeemed_at))
-}
-
 pub async fn record_redemption(
     conn: &impl ConnectionTrait,
     invite_id: Uuid,

@@ -1,5 +1,6 @@
 //! Persistence through sea-orm: the same code on PostgreSQL and SQLite.
 
+mod callers;
 pub mod entities;
 mod events;
 mod idempotency;
@@ -21,6 +22,7 @@ use sea_orm::{
 };
 use tokio::sync::watch;
 
+pub use callers::{caller_record, forget_passcode_failures, save_passcode_failures};
 pub use events::{
     NewEvent, StoredEvent, enqueue_event, invite_history, latest_event, mark_published,
     try_lead_relay, unpublished_events,
@@ -30,8 +32,8 @@ pub use idempotency::{
 };
 pub use invites::{
     Lookup, claim_expired, delete_invite, find_invite, list_invites, lock_invite,
-    lock_pending_duplicate, read_invite, record_redemption, redeemed_at, replace_token,
-    save_invite, try_insert_invite,
+    lock_pending_duplicate, read_invite, record_redemption, replace_token, save_invite,
+    try_insert_invite,
 };
 
 use crate::error::{Error, Result};

@@ -50,8 +50,6 @@ pub(super) fn to_domain(row: invite::Model) -> anyhow::Result<Invite> {
         use_count: u32::try_from(row.use_count).map_err(|e| corrupt("use_count", e.to_string()))?,
         metadata: row.metadata,
         passcode_hash: row.passcode_hash.map(PasscodeHash::from_stored),
-        passcode_failures: u32::try_from(row.passcode_failures)
-            .map_err(|e| corrupt("passcode_failures", e.to_string()))?,
         accepted_by: optional_id("accepted_by", row.accepted_by)?,
         accepted_at: row.accepted_at,
         rejected_at: row.rejected_at,
@@ -107,7 +105,6 @@ pub(super) fn to_changed_row(invite: &Invite) -> invite::ActiveModel {
         max_uses: Set(invite.max_uses as i32),
         use_count: Set(invite.use_count as i32),
         metadata: Set(invite.metadata.clone()),
-        passcode_failures: Set(invite.passcode_failures as i32),
         accepted_by: Set(invite.accepted_by.as_ref().map(ToString::to_string)),
         accepted_at: Set(invite.accepted_at),
         rejected_at: Set(invite.rejected_at),

@@ -76,7 +76,6 @@ impl Invite {
                 use_count: 0,
                 metadata: draft.metadata,
                 passcode_hash: draft.passcode_hash,
-                passcode_failures: 0,
                 accepted_by: None,
                 accepted_at: None,
                 rejected_at: None,

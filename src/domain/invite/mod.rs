@@ -124,6 +124,23 @@ pub enum PasscodeProof {
     Verified { matches: bool },
 }
 
+/// What one caller has done with one invite, as the store recorded it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallerRecord {
+    /// When they accepted it, if they did.
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// Their wrong passcodes since the invite was created, resent or
+    /// revoked. Counted per caller, so that on an open link one holder of
+    /// the token cannot lock it for everyone.
+    pub passcode_failures: u32,
+}
+
+impl CallerRecord {
+    pub fn is_locked_out(&self) -> bool {
+        self.passcode_failures >= Invite::MAX_PASSCODE_TRIES
+    }
+}
+
 /// Limits the operator sets.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -170,8 +187,6 @@ pub struct Invite {
     pub(crate) use_count: u32,
     pub(crate) metadata: Option<serde_json::Value>,
     pub(crate) passcode_hash: Option<PasscodeHash>,
-    /// Wrong passcodes since the invite was created or last resent.
-    pub(crate) passcode_failures: u32,
     pub(crate) accepted_by: Option<Id>,
     pub(crate) accepted_at: Option<DateTime<Utc>>,
     pub(crate) rejected_at: Option<DateTime<Utc>>,

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::{
-    Acceptance, Invite, InviteStatus, PasscodeProof, Patch, Policy, Reference, describe,
+    Acceptance, CallerRecord, Invite, InviteStatus, PasscodeProof, Patch, Policy, Reference,
+    describe,
     draft::{check_metadata, check_window},
 };
 use crate::domain::{Caller, InviteError, PasscodeHash, error::Violations, values::Identifier};
@@ -25,17 +26,18 @@ impl Invite {
     /// contract's order: the caller is the invitee (so a stranger holding the
     /// token never burns the invitee's tries); a repeat by the same user is
     /// answered with the first acceptance; pending; inside its window; uses
-    /// left; not locked. Returns the passcode hash the caller must match.
+    /// left; the caller not locked out. Returns the passcode hash the caller
+    /// must match.
     pub fn check_acceptable(
         &self,
         caller: &Caller,
         via: Reference,
-        already_accepted_by_caller: bool,
+        record: &CallerRecord,
         now: DateTime<Utc>,
     ) -> Result<Option<&PasscodeHash>, InviteError> {
         self.ensure_invitee(caller, via)?;
         self.ensure_not_own(caller)?;
-        if already_accepted_by_caller {
+        if record.accepted_at.is_some() {
             return Ok(None);
         }
         match self.ensure_pending(now) {
@@ -52,33 +54,31 @@ impl Invite {
         if self.max_uses != 0 && self.use_count >= self.max_uses {
             return Err(InviteError::Exhausted);
         }
-        if self.passcode_hash.is_some() && self.passcode_failures >= Self::MAX_PASSCODE_TRIES {
+        if self.passcode_hash.is_some() && record.is_locked_out() {
             return Err(InviteError::PasscodeLocked);
         }
         Ok(self.passcode_hash.as_ref())
     }
 
     /// Accepts for the caller once every check passes; a wrong passcode
-    /// counts a failed try instead.
+    /// counts a failed try in the caller's record instead.
     pub fn accept(
         &mut self,
         caller: &Caller,
         via: Reference,
-        already_accepted_by_caller: bool,
+        record: &mut CallerRecord,
         passcode: PasscodeProof,
         now: DateTime<Utc>,
     ) -> Result<Acceptance, InviteError> {
-        let needs_passcode = self
-            .check_acceptable(caller, via, already_accepted_by_caller, now)?
-            .is_some();
-        if already_accepted_by_caller {
+        let needs_passcode = self.check_acceptable(caller, via, record, now)?.is_some();
+        if record.accepted_at.is_some() {
             return Ok(Acceptance::Repeated);
         }
         if needs_passcode {
             match passcode {
                 PasscodeProof::NotGiven => return Err(InviteError::PasscodeRequired),
                 PasscodeProof::Verified { matches: false } => {
-                    self.passcode_failures += 1;
+                    record.passcode_failures += 1;
                     return Ok(Acceptance::PasscodeRejected);
                 }
                 PasscodeProof::Verified { matches: true } => {}
@@ -87,6 +87,7 @@ impl Invite {
         self.use_count += 1;
         self.accepted_by = Some(caller.user_id.clone());
         self.accepted_at = Some(now);
+        record.accepted_at = Some(now);
         if self.max_uses != 0 && self.use_count == self.max_uses {
             self.status = InviteStatus::Accepted;
         }
@@ -139,7 +140,6 @@ impl Invite {
         self.revoked_by = Some(caller.user_id.clone());
         self.revoked_at = Some(now);
         self.revoke_reason = (!reason.is_empty()).then(|| reason.to_owned());
-        self.passcode_failures = 0;
         self.touch(now);
         Ok(())
     }
@@ -185,7 +185,6 @@ impl Invite {
         }
         self.status = InviteStatus::Pending;
         self.expires_at = expires_at;
-        self.passcode_failures = 0;
         self.touch(now);
         Ok(())
     }

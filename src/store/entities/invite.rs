@@ -20,7 +20,6 @@ pub struct Model {
     pub max_uses: i32,
     pub use_count: i32,
     pub passcode_hash: Option<String>,
-    pub passcode_failures: i32,
     pub metadata: Option<Json>,
     pub token_hash: String,
     pub accepted_by: Option<String>,

@@ -3,4 +3,5 @@
 pub mod idempotency_key;
 pub mod invite;
 pub mod invite_event;
+pub mod passcode_failure;
 pub mod redemption;

@@ -5,7 +5,7 @@ use chrono::Duration;
 use super::*;
 use crate::domain::{
     Id, InviteError,
-    fixtures::{admin, now, policy, user, with_email},
+    fixtures::{admin, now, user, with_email},
 };
 
 #[test]
@@ -17,7 +17,7 @@ fn the_invitee_accepts_with_their_verified_email_in_any_case() {
         invite.accept(
             &bob,
             Reference::Token,
-            false,
+            &mut CallerRecord::default(),
             PasscodeProof::NotGiven,
             later
         ),
@@ -33,12 +33,26 @@ fn the_invitee_accepts_with_their_verified_email_in_any_case() {
 fn accepting_again_by_the_same_user_changes_nothing() {
     let mut invite = email_invite();
     let bob = with_email("bob", "bob@example.org");
+    let mut record = CallerRecord::default();
     invite
-        .accept(&bob, Reference::Id, false, PasscodeProof::NotGiven, now())
+        .accept(
+            &bob,
+            Reference::Id,
+            &mut record,
+            PasscodeProof::NotGiven,
+            now(),
+        )
         .unwrap();
+    assert_eq!(record.accepted_at, Some(now()));
     let before = invite.clone();
     assert_eq!(
-        invite.accept(&bob, Reference::Id, true, PasscodeProof::NotGiven, now()),
+        invite.accept(
+            &bob,
+            Reference::Id,
+            &mut record,
+            PasscodeProof::NotGiven,
+            now()
+        ),
         Ok(Acceptance::Repeated)
     );
     assert_eq!(invite, before);
@@ -51,7 +65,7 @@ fn someone_else_holding_the_token_is_told_they_are_not_the_invitee() {
     let result = invite.accept(
         &mallory,
         Reference::Token,
-        false,
+        &mut CallerRecord::default(),
         PasscodeProof::NotGiven,
         now(),
     );
@@ -64,7 +78,7 @@ fn a_stranger_naming_the_invite_by_id_is_told_it_does_not_exist() {
     let result = invite.accept(
         &user("mallory"),
         Reference::Id,
-        false,
+        &mut CallerRecord::default(),
         PasscodeProof::NotGiven,
         now(),
     );
@@ -77,7 +91,7 @@ fn the_inviter_cannot_accept_their_own_email_invite() {
     let result = invite.accept(
         &user("alice"),
         Reference::Id,
-        false,
+        &mut CallerRecord::default(),
         PasscodeProof::NotGiven,
         now(),
     );
@@ -91,7 +105,7 @@ fn an_unverified_email_does_not_identify_the_invitee() {
     let result = invite.accept(
         &user("bob"),
         Reference::Token,
-        false,
+        &mut CallerRecord::default(),
         PasscodeProof::NotGiven,
         now(),
     );
@@ -105,7 +119,7 @@ fn the_invitee_is_checked_before_the_invite_state() {
     let result = invite.accept(
         &user("mallory"),
         Reference::Token,
-        false,
+        &mut CallerRecord::default(),
         PasscodeProof::NotGiven,
         now(),
     );
@@ -122,7 +136,7 @@ fn accepting_a_revoked_invite_fails_as_not_pending() {
     let result = invite.accept(
         &bob,
         Reference::Token,
-        false,
+        &mut CallerRecord::default(),
         PasscodeProof::NotGiven,
         now(),
     );
@@ -137,7 +151,7 @@ fn accepting_after_expiry_fails_even_before_the_sweep() {
     let result = invite.accept(
         &bob,
         Reference::Token,
-        false,
+        &mut CallerRecord::default(),
         PasscodeProof::NotGiven,
         invite.expires_at,
     );
@@ -147,7 +161,7 @@ fn accepting_after_expiry_fails_even_before_the_sweep() {
         invite.accept(
             &bob,
             Reference::Token,
-            false,
+            &mut CallerRecord::default(),
             PasscodeProof::NotGiven,
             now()
         ),
@@ -165,7 +179,7 @@ fn accepting_before_starts_at_fails_as_not_yet_valid() {
     let result = invite.accept(
         &user("bob"),
         Reference::Id,
-        false,
+        &mut CallerRecord::default(),
         PasscodeProof::NotGiven,
         now() + Duration::hours(1),
     );
@@ -173,7 +187,7 @@ fn accepting_before_starts_at_fails_as_not_yet_valid() {
     let result = invite.accept(
         &user("bob"),
         Reference::Id,
-        false,
+        &mut CallerRecord::default(),
         PasscodeProof::NotGiven,
         now() + Duration::hours(2),
     );
@@ -187,7 +201,7 @@ fn a_single_use_open_link_is_used_up_by_its_first_user() {
         link.accept(
             &user("u1"),
             Reference::Token,
-            false,
+            &mut CallerRecord::default(),
             PasscodeProof::NotGiven,
             now()
         ),
@@ -197,7 +211,7 @@ fn a_single_use_open_link_is_used_up_by_its_first_user() {
     let second = link.accept(
         &user("u2"),
         Reference::Token,
-        false,
+        &mut CallerRecord::default(),
         PasscodeProof::NotGiven,
         now(),
     );
@@ -212,7 +226,7 @@ fn a_multi_use_link_stays_pending_until_its_last_use() {
         link.accept(
             &user(id),
             Reference::Token,
-            false,
+            &mut CallerRecord::default(),
             PasscodeProof::NotGiven,
             now(),
         )
@@ -229,7 +243,7 @@ fn an_unlimited_link_never_runs_out() {
         link.accept(
             &user(&format!("u{n}")),
             Reference::Token,
-            false,
+            &mut CallerRecord::default(),
             PasscodeProof::NotGiven,
             now(),
         )
@@ -252,7 +266,7 @@ fn an_open_link_restricted_to_domains_admits_only_verified_emails_there() {
         link.accept(
             &outsider,
             Reference::Token,
-            false,
+            &mut CallerRecord::default(),
             PasscodeProof::NotGiven,
             now()
         ),
@@ -262,7 +276,7 @@ fn an_open_link_restricted_to_domains_admits_only_verified_emails_there() {
         link.accept(
             &user("anon"),
             Reference::Token,
-            false,
+            &mut CallerRecord::default(),
             PasscodeProof::NotGiven,
             now()
         ),
@@ -273,7 +287,7 @@ fn an_open_link_restricted_to_domains_admits_only_verified_emails_there() {
         link.accept(
             &insider,
             Reference::Token,
-            false,
+            &mut CallerRecord::default(),
             PasscodeProof::NotGiven,
             now()
         ),
@@ -379,57 +393,91 @@ const RIGHT: PasscodeProof = PasscodeProof::Verified { matches: true };
 fn a_passcode_invite_needs_the_passcode() {
     let mut invite = with_passcode();
     let bob = user("bob");
+    let mut record = CallerRecord::default();
     assert!(
         invite
-            .check_acceptable(&bob, Reference::Id, false, now())
+            .check_acceptable(&bob, Reference::Id, &record, now())
             .unwrap()
             .is_some()
     );
     assert_eq!(
-        invite.accept(&bob, Reference::Id, false, PasscodeProof::NotGiven, now()),
+        invite.accept(
+            &bob,
+            Reference::Id,
+            &mut record,
+            PasscodeProof::NotGiven,
+            now()
+        ),
         Err(InviteError::PasscodeRequired)
     );
     assert_eq!(
-        invite.accept(&bob, Reference::Id, false, WRONG, now()),
+        invite.accept(&bob, Reference::Id, &mut record, WRONG, now()),
         Ok(Acceptance::PasscodeRejected)
     );
-    assert_eq!(invite.passcode_failures, 1);
+    assert_eq!(record.passcode_failures, 1);
     assert_eq!(invite.status, InviteStatus::Pending);
     assert_eq!(
-        invite.accept(&bob, Reference::Id, false, RIGHT, now()),
+        invite.accept(&bob, Reference::Id, &mut record, RIGHT, now()),
         Ok(Acceptance::New)
     );
 }
 
 #[test]
-fn five_wrong_passcodes_lock_the_invite_even_for_the_right_one() {
+fn five_wrong_passcodes_lock_the_caller_out_even_for_the_right_one() {
     let mut invite = with_passcode();
     let bob = user("bob");
+    let mut record = CallerRecord::default();
     for _ in 0..5 {
         assert_eq!(
-            invite.accept(&bob, Reference::Id, false, WRONG, now()),
+            invite.accept(&bob, Reference::Id, &mut record, WRONG, now()),
             Ok(Acceptance::PasscodeRejected)
         );
     }
+    assert!(record.is_locked_out());
     assert_eq!(
-        invite.accept(&bob, Reference::Id, false, RIGHT, now()),
+        invite.accept(&bob, Reference::Id, &mut record, RIGHT, now()),
         Err(InviteError::PasscodeLocked)
     );
-    invite
-        .resend(&user("alice"), None, &policy(), now())
-        .unwrap();
-    assert_eq!(
-        invite.accept(&bob, Reference::Id, false, RIGHT, now()),
-        Ok(Acceptance::New)
+}
+
+#[test]
+fn one_user_locked_out_of_a_link_does_not_lock_the_others() {
+    let d = InviteDraft {
+        passcode_hash: Some(crate::domain::Passcode::parse("4321").unwrap().hash()),
+        max_uses: Some(0),
+        ..draft(DraftInvitee::None)
+    };
+    let mut link = create_as_alice(d).unwrap();
+    let mut mallorys = CallerRecord {
+        passcode_failures: Invite::MAX_PASSCODE_TRIES,
+        ..Default::default()
+    };
+    let refused = link.accept(
+        &user("mallory"),
+        Reference::Token,
+        &mut mallorys,
+        RIGHT,
+        now(),
     );
+    assert_eq!(refused, Err(InviteError::PasscodeLocked));
+    let mut carols = CallerRecord::default();
+    let accepted = link.accept(&user("carol"), Reference::Token, &mut carols, RIGHT, now());
+    assert_eq!(accepted, Ok(Acceptance::New));
 }
 
 #[test]
 fn a_stranger_never_reaches_the_passcode_check() {
     let mut invite = with_passcode();
-    let result = invite.accept(&user("mallory"), Reference::Token, false, WRONG, now());
+    let mut record = CallerRecord::default();
+    let result = invite.accept(
+        &user("mallory"),
+        Reference::Token,
+        &mut record,
+        WRONG,
+        now(),
+    );
     assert_eq!(result, Err(InviteError::InviteeMismatch));
-    assert_eq!(invite.passcode_failures, 0);
+    assert_eq!(record.passcode_failures, 0);
 }
 
 #[test]
@@ -439,7 +487,7 @@ fn an_open_link_is_accepted_by_token_only() {
         link.accept(
             &user("u1"),
             Reference::Id,
-            false,
+            &mut CallerRecord::default(),
             PasscodeProof::NotGiven,
             now()
         ),
@@ -448,7 +496,7 @@ fn an_open_link_is_accepted_by_token_only() {
     let by_inviter = link.accept(
         &user("alice"),
         Reference::Id,
-        false,
+        &mut CallerRecord::default(),
         PasscodeProof::NotGiven,
         now(),
     );

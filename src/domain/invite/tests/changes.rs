@@ -34,7 +34,13 @@ fn only_the_inviter_resends_and_not_after_an_answer() {
         Err(InviteError::Invalid(_))
     ));
     invite
-        .accept(&bob, Reference::Id, false, PasscodeProof::NotGiven, now())
+        .accept(
+            &bob,
+            Reference::Id,
+            &mut CallerRecord::default(),
+            PasscodeProof::NotGiven,
+            now(),
+        )
         .unwrap();
     assert_eq!(
         invite.resend(&user("alice"), None, &policy(), now()),
@@ -85,7 +91,7 @@ fn an_update_checks_every_changed_field() {
         .accept(
             &user("u1"),
             Reference::Token,
-            false,
+            &mut CallerRecord::default(),
             PasscodeProof::NotGiven,
             now(),
         )

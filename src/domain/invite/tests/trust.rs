@@ -100,7 +100,7 @@ fn nobody_but_an_admin_accepts_their_own_link() {
     let result = link.accept(
         &user("alice"),
         Reference::Token,
-        false,
+        &mut CallerRecord::default(),
         PasscodeProof::NotGiven,
         now(),
     );
@@ -115,7 +115,7 @@ fn nobody_but_an_admin_accepts_their_own_link() {
     let result = invite.accept(
         &user("bob"),
         Reference::Id,
-        false,
+        &mut CallerRecord::default(),
         PasscodeProof::NotGiven,
         now(),
     );
@@ -131,7 +131,7 @@ fn a_user_of_a_link_never_sees_who_else_used_it() {
         link.accept(
             &user(who),
             Reference::Token,
-            false,
+            &mut CallerRecord::default(),
             PasscodeProof::NotGiven,
             at,
         )
