@@ -13,6 +13,7 @@ mod idempotency;
 mod lifecycle;
 mod links;
 mod listing;
+mod malformed;
 mod passcodes;
 mod resilience;
 mod serving;
