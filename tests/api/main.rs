@@ -5,6 +5,7 @@ mod helpers;
 
 mod access;
 mod batch;
+mod bounds;
 mod changes;
 mod concurrency;
 mod expiry;
