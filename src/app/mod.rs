@@ -6,6 +6,7 @@ mod expiry;
 mod idempotency;
 mod lifecycle;
 mod query;
+mod replay;
 
 use std::sync::Arc;
 

@@ -5,8 +5,10 @@ use crate::helpers::*;
 use crate::on_both_databases;
 use invite_service::pb;
 use prost_types::{Struct, Timestamp};
+use uuid::Uuid;
 
 on_both_databases!(
+    a_refused_address_holding_a_nul_byte_is_answered_and_replayed_alike,
     client_timestamps_are_cut_to_microseconds_so_a_read_returns_what_the_write_returned,
 );
 
@@ -22,6 +24,42 @@ fn batch(
         metadata,
         ..Default::default()
     }
+}
+
+async fn a_refused_address_holding_a_nul_byte_is_answered_and_replayed_alike(db: Db) {
+    let app = spawn_app(db).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    let request = pb::BatchCreateInvitesRequest {
+        request_id: Uuid::now_v7().to_string(),
+        ..batch(
+            "grp-1",
+            vec!["ann@example.org".into(), "b\0b@example.org".into()],
+            None,
+        )
+    };
+
+    let first = client
+        .batch_create_invites(authed(request.clone(), &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    let replayed = client
+        .batch_create_invites(authed(request, &alice))
+        .await
+        .unwrap()
+        .into_inner();
+
+    assert_eq!(first.created.len(), 1);
+    assert_eq!(
+        first.invalid,
+        [pb::InvalidEmail {
+            email: "b\0b@example.org".into(),
+            reason: "INVALID_EMAIL".into(),
+        }]
+    );
+    assert_eq!(replayed, first, "the retry gets the first answer");
+    app.stop().await;
 }
 
 /// A timestamp `offset` from now, with nanoseconds no database keeps.
