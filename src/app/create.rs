@@ -6,7 +6,8 @@ use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
 use super::{
-    Invites, expiry::expire_with_event, idempotency::IdempotencyKey, now, replay::stored_answer,
+    Invites, answer_size, expiry::expire_with_event, idempotency::IdempotencyKey, now,
+    replay::stored_answer,
 };
 use crate::{
     domain::{
@@ -97,6 +98,7 @@ impl Invites {
         }
         let now = now();
         let plan = plan_batch(draft, caller, now, &self.policy)?;
+        answer_size::ensure_batch_fits(&plan)?;
         self.write_created(Creation {
             rpc: BATCH_CREATE,
             caller,

@@ -1,6 +1,7 @@
 //! The use cases, one per RPC: open the transaction, load, ask the domain,
 //! write, enqueue the event, commit, wake the relay.
 
+mod answer_size;
 mod create;
 mod expiry;
 mod idempotency;
