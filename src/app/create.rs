@@ -1,16 +1,21 @@
+//! CreateInvite and BatchCreateInvites: new invites, their events and the
+//! idempotent answer, in one transaction.
+
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
-use super::{Invites, expiry::expire_with_event, idempotency::IdempotencyKey, now};
+use super::{
+    Invites, answer_size, expiry::expire_with_event, idempotency::IdempotencyKey, now,
+    replay::stored_answer,
+};
 use crate::{
     domain::{
         BatchDraft, Caller, EventKind, Invite, InviteDraft, InviteError, InviteToken, Passcode,
         Refusal, Refused, plan_batch,
     },
     error::{Error, Result},
-    outbox,
-    store::{self, StoredAnswer},
+    outbox, store,
 };
 
 const CREATE: &str = "CreateInvite";
@@ -36,7 +41,10 @@ impl Invites {
         notify: bool,
         idempotency: Option<IdempotencyKey>,
     ) -> Result<(Invite, InviteToken)> {
-        if let Some(answer) = self.replay(CREATE, caller, idempotency.as_ref()).await? {
+        if let Some(answer) = self
+            .replay(CREATE, caller, idempotency.as_ref(), &[])
+            .await?
+        {
             return first_invite(answer);
         }
         let now = now();
@@ -57,15 +65,16 @@ impl Invites {
             invite.passcode_hash = Some(self.passcodes.hash(passcode).await?);
         }
         let created = self
-            .write_created(
-                CREATE,
+            .write_created(Creation {
+                rpc: CREATE,
                 caller,
-                vec![(0, invite)],
-                Vec::new(),
+                emails: &[],
+                invites: vec![(0, invite)],
+                refused: Vec::new(),
                 notify,
                 now,
                 idempotency,
-            )
+            })
             .await?;
         first_invite(created)
     }
@@ -80,40 +89,43 @@ impl Invites {
         notify: bool,
         idempotency: Option<IdempotencyKey>,
     ) -> Result<Created> {
+        let emails = draft.emails.clone();
         if let Some(answer) = self
-            .replay(BATCH_CREATE, caller, idempotency.as_ref())
+            .replay(BATCH_CREATE, caller, idempotency.as_ref(), &emails)
             .await?
         {
             return Ok(answer);
         }
         let now = now();
         let plan = plan_batch(draft, caller, now, &self.policy)?;
-        self.write_created(
-            BATCH_CREATE,
+        answer_size::ensure_batch_fits(&plan)?;
+        self.write_created(Creation {
+            rpc: BATCH_CREATE,
             caller,
-            plan.invites,
-            plan.refused,
+            emails: &emails,
+            invites: plan.invites,
+            refused: plan.refused,
             notify,
             now,
             idempotency,
-        )
+        })
         .await
     }
 
     /// Writes new invites, their events and the idempotent answer in one
     /// transaction. An invite the unique index refuses is "already invited"
     /// (for a single create, ALREADY_EXISTS).
-    #[allow(clippy::too_many_arguments)]
-    async fn write_created(
-        &self,
-        rpc: &str,
-        caller: &Caller,
-        mut invites: Vec<(usize, Invite)>,
-        mut refused: Vec<Refused>,
-        notify: bool,
-        now: DateTime<Utc>,
-        idempotency: Option<IdempotencyKey>,
-    ) -> Result<Created> {
+    async fn write_created(&self, creation: Creation<'_>) -> Result<Created> {
+        let Creation {
+            rpc,
+            caller,
+            emails,
+            mut invites,
+            mut refused,
+            notify,
+            now,
+            idempotency,
+        } = creation;
         let txn = self.store.begin().await?;
         if let Some(key) = &idempotency {
             // Claimed before anything else: a concurrent retry with the same
@@ -128,7 +140,7 @@ impl Invites {
             if !claimed {
                 drop(txn);
                 return self
-                    .replay(rpc, caller, Some(key))
+                    .replay(rpc, caller, Some(key), emails)
                     .await?
                     .ok_or_else(|| Error::Internal(anyhow::anyhow!("idempotent answer vanished")));
             }
@@ -204,87 +216,20 @@ impl Invites {
         }
         store::try_insert_invite(txn, invite, &token.digest()).await
     }
-
-    /// The first answer to this key, if there was one. The invites are shown
-    /// as they are now.
-    async fn replay(
-        &self,
-        rpc: &str,
-        caller: &Caller,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Option<Created>> {
-        let Some(key) = key else { return Ok(None) };
-        let conn = self.store.conn()?;
-        let Some(answer) = store::find_answer(conn, &key.storage_key(rpc, &caller.user_id)).await?
-        else {
-            return Ok(None);
-        };
-        if answer.request_hash != key.fingerprint() {
-            return Err(InviteError::invalid(
-                "request_id",
-                "was already used for a different request: use a new request_id",
-            )
-            .into());
-        }
-        let corrupt =
-            |what: &str| Error::Internal(anyhow::anyhow!("stored idempotent answer: bad {what}"));
-        let ids: Vec<Uuid> =
-            serde_json::from_value(answer.invite_ids).map_err(|_| corrupt("ids"))?;
-        let sealed: Vec<String> =
-            serde_json::from_value(answer.sealed_tokens).map_err(|_| corrupt("tokens"))?;
-        let refused: Vec<(usize, String, String)> =
-            serde_json::from_value(answer.refused).map_err(|_| corrupt("refusals"))?;
-        let mut invites = Vec::with_capacity(ids.len());
-        for (index, (id, sealed)) in ids.into_iter().zip(sealed).enumerate() {
-            let token = key
-                .unseal(rpc, &caller.user_id, index, &sealed)
-                .ok_or_else(|| corrupt("sealed token"))?;
-            // Deleted since: there is nothing left to return for it.
-            if let Some(invite) = store::find_invite(conn, id).await? {
-                invites.push((invite, token));
-            }
-        }
-        let refused = refused
-            .into_iter()
-            .map(|(index, email, reason)| {
-                let reason = Refusal::parse(&reason).ok_or_else(|| corrupt("refusal reason"))?;
-                Ok(Refused {
-                    index,
-                    email,
-                    reason,
-                })
-            })
-            .collect::<Result<_>>()?;
-        Ok(Some(Created { invites, refused }))
-    }
 }
 
-fn stored_answer(
-    rpc: &str,
-    caller: &Caller,
-    key: &IdempotencyKey,
-    created: &[(Invite, InviteToken)],
-    refused: &[Refused],
+/// What a create call writes: the invites the domain made, each with its
+/// place in the request, and the addresses it refused.
+struct Creation<'a> {
+    rpc: &'static str,
+    caller: &'a Caller,
+    /// The addresses as the request gave them (none for CreateInvite).
+    emails: &'a [String],
+    invites: Vec<(usize, Invite)>,
+    refused: Vec<Refused>,
+    notify: bool,
     now: DateTime<Utc>,
-) -> StoredAnswer {
-    let ids: Vec<Uuid> = created.iter().map(|(invite, _)| invite.id).collect();
-    let sealed: Vec<String> = created
-        .iter()
-        .enumerate()
-        .map(|(index, (_, token))| key.seal(rpc, &caller.user_id, index, token))
-        .collect();
-    let refused: Vec<(usize, &str, &str)> = refused
-        .iter()
-        .map(|r| (r.index, r.email.as_str(), r.reason.as_str()))
-        .collect();
-    StoredAnswer {
-        key_hash: key.storage_key(rpc, &caller.user_id),
-        request_hash: key.fingerprint().to_owned(),
-        invite_ids: serde_json::json!(ids),
-        sealed_tokens: serde_json::json!(sealed),
-        refused: serde_json::json!(refused),
-        created_at: now,
-    }
+    idempotency: Option<IdempotencyKey>,
 }
 
 fn first_invite(created: Created) -> Result<(Invite, InviteToken)> {

@@ -1,12 +1,14 @@
 //! The use cases, one per RPC: open the transaction, load, ask the domain,
 //! write, enqueue the event, commit, wake the relay.
 
+mod answer_size;
 mod create;
 mod expiry;
 mod idempotency;
 mod lifecycle;
 mod passcodes;
 mod query;
+mod replay;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;

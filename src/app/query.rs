@@ -1,11 +1,18 @@
+//! The reads: GetInvite, GetInviteByToken, ListInvites and ListInviteEvents,
+//! each page cut to what one answer may hold.
+
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use uuid::Uuid;
 
-use super::{Invites, parse_id};
+use super::{
+    Invites,
+    answer_size::{ANSWER_BUDGET, entry_len, invite_len},
+    parse_id,
+};
 use crate::{
     domain::{
         Caller, Invite, InviteError, InviteToken,
-        paging::{ListQuery, RawListRequest},
+        paging::{ListQuery, RawListRequest, cut_page},
     },
     error::Result,
     outbox,
@@ -34,8 +41,7 @@ impl Invites {
         let query = ListQuery::parse(raw)?;
         let (mut invites, total_size) =
             store::list_invites(self.store.conn()?, &query, caller).await?;
-        let has_more = invites.len() as u64 > query.page_size;
-        invites.truncate(query.page_size as usize);
+        let has_more = cut_page(&mut invites, query.page_size, ANSWER_BUDGET, invite_len);
         let next_page_token = has_more
             .then(|| invites.last().map(|last| query.next_page_token(last.id)))
             .flatten();
@@ -111,8 +117,10 @@ impl Invites {
             }
         }
         let mut events = store::invite_history(conn, id, after, page_size + 1).await?;
-        let has_more = events.len() as u64 > page_size;
-        events.truncate(page_size as usize);
+        // Served as stored: an event's payload is its share of the answer.
+        let has_more = cut_page(&mut events, page_size, ANSWER_BUDGET, |event| {
+            entry_len(event.payload.len())
+        });
         let next_page_token = has_more
             .then(|| {
                 events

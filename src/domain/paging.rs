@@ -1,4 +1,4 @@
-//! ListInvites' filters and its opaque page tokens.
+//! ListInvites' filters and its opaque page tokens; where any page stops.
 //!
 //! Pages are keyset pages over the invite id: ids are UUIDv7, so "newest first"
 //! is "id descending", and a page token is the last id served. An insert made
@@ -117,9 +117,56 @@ fn decode_page_token(token: &str, filter: &ListFilter) -> Result<Uuid, String> {
     Uuid::parse_str(id).map_err(|_| not_ours())
 }
 
+/// Cuts a fetched page to what one answer may hold: at most `page_size`
+/// items, no more than fit in `budget` bytes (`size` gives an item's share),
+/// but always one, so that paging moves on. The fetch holds up to one item
+/// more than a page, which tells whether more exist: true when some remain.
+pub fn cut_page<T>(
+    items: &mut Vec<T>,
+    page_size: u64,
+    budget: usize,
+    size: impl Fn(&T) -> usize,
+) -> bool {
+    let mut used = 0;
+    let fit = items
+        .iter()
+        .take(usize::try_from(page_size).unwrap_or(usize::MAX))
+        .take_while(|item| {
+            used += size(item);
+            used <= budget
+        })
+        .count()
+        .max(1)
+        .min(items.len());
+    let more = items.len() > fit;
+    items.truncate(fit);
+    more
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cut(sizes: &[usize], page_size: u64, budget: usize) -> (Vec<usize>, bool) {
+        let mut items = sizes.to_vec();
+        let more = cut_page(&mut items, page_size, budget, |size| *size);
+        (items, more)
+    }
+
+    #[test]
+    fn a_page_stops_at_its_size_or_its_byte_budget_whichever_comes_first() {
+        assert_eq!(cut(&[1, 1, 1, 1], 3, 100), (vec![1, 1, 1], true));
+        assert_eq!(cut(&[40, 40, 40], 10, 100), (vec![40, 40], true));
+        assert_eq!(cut(&[40, 60, 40], 10, 100), (vec![40, 60], true));
+        assert_eq!(cut(&[1, 1], 3, 100), (vec![1, 1], false));
+        assert_eq!(cut(&[], 3, 100), (vec![], false));
+    }
+
+    #[test]
+    fn an_item_over_the_budget_still_makes_a_page_of_its_own() {
+        assert_eq!(cut(&[200, 1], 10, 100), (vec![200], true));
+        assert_eq!(cut(&[200], 10, 100), (vec![200], false));
+    }
 
     fn by_target(target_id: &str) -> RawListRequest {
         RawListRequest {

@@ -2,6 +2,8 @@
 //! domain's. Destructuring every field means a new proto field breaks the
 //! build here until someone decides what it means.
 
+use chrono::{DateTime, SubsecRound as _, Utc};
+
 use crate::{
     app::{IdempotencyKey, InviteRef},
     domain::{
@@ -46,7 +48,7 @@ pub fn invite_draft(invite: Option<pb::Invite>) -> Result<InviteDraft, InviteErr
         ts.and_then(|ts| {
             bad.check(
                 field,
-                pb::from_timestamp(&ts).ok_or_else(|| "is not a valid timestamp".to_string()),
+                client_time(&ts).ok_or_else(|| "is not a valid timestamp".to_string()),
             )
         })
     };
@@ -73,6 +75,12 @@ pub fn invite_draft(invite: Option<pb::Invite>) -> Result<InviteDraft, InviteErr
         // Reported with the domain's findings, so that every bad field is listed.
         unreadable: bad,
     })
+}
+
+/// A client's timestamp, cut to the microseconds both databases keep, so that
+/// what a write returns is what a later read returns, on either database.
+fn client_time(ts: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    pb::from_timestamp(ts).map(|at| at.trunc_subsecs(6))
 }
 
 /// The idempotency key of a create request: its `request_id`, and a hash of
@@ -102,7 +110,7 @@ pub fn batch_draft(request: pb::BatchCreateInvitesRequest) -> BatchDraft {
     let expires_at = expires_at.and_then(|ts| {
         unreadable.check(
             "expires_at",
-            pb::from_timestamp(&ts).ok_or_else(|| "is not a valid timestamp".to_string()),
+            client_time(&ts).ok_or_else(|| "is not a valid timestamp".to_string()),
         )
     });
     BatchDraft {
@@ -145,12 +153,12 @@ pub fn update_request(
         let path = path.strip_prefix("invite.").unwrap_or(path);
         match path {
             "role" => patch.role = Some(invite.role.clone()),
-            "expires_at" => match invite.expires_at.as_ref().map(pb::from_timestamp) {
+            "expires_at" => match invite.expires_at.as_ref().map(client_time) {
                 Some(Some(at)) => patch.expires_at = Some(at),
                 Some(None) => bad.add("invite.expires_at", "is not a valid timestamp"),
                 None => bad.add("invite.expires_at", "is required when update_mask names it"),
             },
-            "starts_at" => match invite.starts_at.as_ref().map(pb::from_timestamp) {
+            "starts_at" => match invite.starts_at.as_ref().map(client_time) {
                 Some(Some(at)) => patch.starts_at = Some(Some(at)),
                 Some(None) => bad.add("invite.starts_at", "is not a valid timestamp"),
                 None => patch.starts_at = Some(None),
@@ -175,7 +183,8 @@ pub fn ttl(ttl: Option<prost_types::Duration>) -> Result<Option<chrono::Duration
     ttl.map(|d| {
         let valid = (0..1_000_000_000).contains(&d.nanos) && d.seconds >= 0;
         valid
-            .then(|| chrono::Duration::new(d.seconds, d.nanos as u32))
+            // Cut to microseconds, as timestamps are: now + ttl is stored.
+            .then(|| chrono::Duration::new(d.seconds, (d.nanos - d.nanos % 1000) as u32))
             .flatten()
             .ok_or_else(|| InviteError::invalid("ttl", "is not a valid positive duration"))
     })
@@ -241,5 +250,27 @@ impl From<pb::reject_invite_request::InviteRef> for InviteRef {
             R::Id(id) => Self::Id(id),
             R::Token(token) => Self::Token(token),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_times_and_ttls_are_cut_to_microseconds() {
+        let at = prost_types::Timestamp {
+            seconds: 1_800_000_000,
+            nanos: 123_456_789,
+        };
+        assert_eq!(
+            client_time(&at).unwrap().timestamp_subsec_nanos(),
+            123_456_000
+        );
+        let ttl = ttl(Some(prost_types::Duration {
+            seconds: 60,
+            nanos: 999,
+        }));
+        assert_eq!(ttl, Ok(Some(chrono::Duration::seconds(60))));
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::auth::AuthError;
+use super::{auth::AuthError, codec::Undecodable};
 use crate::{domain::InviteError, error::Error};
 
 /// The `ErrorInfo.domain` of every error this service returns.
@@ -107,6 +107,19 @@ impl From<AuthError> for Status {
     }
 }
 
+impl From<Undecodable> for Status {
+    fn from(err: Undecodable) -> Self {
+        // The decoder's words name our message types and fields: logged, not sent.
+        tracing::info!(error = %err, "undecodable request");
+        with_reason(
+            Code::InvalidArgument,
+            "the request is not a valid protobuf encoding of this method's request message \
+             (check that strings are UTF-8 and that nothing nests 100 levels deep)",
+            "MALFORMED_REQUEST",
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +172,19 @@ mod tests {
                 reason
             );
         }
+    }
+
+    #[test]
+    fn undecodable_requests_are_invalid_argument_without_the_decoders_words() {
+        use prost::Message as _;
+        let err = crate::pb::Invite::decode(&[0x0a, 0x01, 0xff][..]).unwrap_err();
+        let status = Status::from(Undecodable(err));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status.get_error_details().error_info().unwrap().reason,
+            "MALFORMED_REQUEST"
+        );
+        assert!(!status.message().contains("Invite."));
     }
 
     #[test]

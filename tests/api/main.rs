@@ -5,6 +5,7 @@ mod helpers;
 
 mod access;
 mod batch;
+mod bounds;
 mod changes;
 mod concurrency;
 mod expiry;
@@ -13,6 +14,7 @@ mod idempotency;
 mod lifecycle;
 mod links;
 mod listing;
+mod malformed;
 mod passcodes;
 mod resilience;
 mod serving;
