@@ -197,7 +197,10 @@ impl Invites {
 
     /// Inserts the invite unless a pending one for the same target and
     /// invitee exists. One already past its expiry, that the sweep has not
-    /// reached yet, does not count: it is expired here, with its event.
+    /// reached yet, does not count: it is expired here, with its event. Nor
+    /// does one that stops being pending between the insert and its lock
+    /// (accepted or revoked meanwhile): the insert is tried again, a bounded
+    /// number of times, rather than answering a duplicate that is gone.
     async fn insert_new(
         &self,
         txn: &DatabaseTransaction,
@@ -205,16 +208,18 @@ impl Invites {
         token: &InviteToken,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        if store::try_insert_invite(txn, invite, &token.digest()).await? {
-            return Ok(true);
+        const ATTEMPTS: usize = 3;
+        for _ in 0..ATTEMPTS {
+            if store::try_insert_invite(txn, invite, &token.digest()).await? {
+                return Ok(true);
+            }
+            if let Some(duplicate) = store::lock_pending_duplicate(txn, invite).await?
+                && !expire_with_event(txn, duplicate, now).await?
+            {
+                return Ok(false);
+            }
         }
-        let Some(stale) = store::lock_pending_duplicate(txn, invite).await? else {
-            return Ok(false);
-        };
-        if !expire_with_event(txn, stale, now).await? {
-            return Ok(false);
-        }
-        store::try_insert_invite(txn, invite, &token.digest()).await
+        Ok(false)
     }
 }
 

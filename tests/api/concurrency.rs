@@ -54,3 +54,59 @@ async fn twenty_concurrent_accepts_of_a_single_use_link_have_one_winner_and_one_
     events.delete_exchange().await;
     app.stop().await;
 }
+
+/// A create that meets the duplicate while another transaction is revoking
+/// it: the duplicate is gone once the create may look at it, so the create
+/// succeeds instead of answering a spurious ALREADY_EXISTS. PostgreSQL only:
+/// SQLite's single writer cannot interleave the two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_that_stops_being_pending_mid_create_does_not_refuse_it() {
+    use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
+    let mut scene = alice_invites_bob(Db::Postgres).await;
+    let db = sea_orm::Database::connect(&scene.app.database_url)
+        .await
+        .unwrap();
+    let revoker = db.begin().await.unwrap();
+    let row = format!("'{}'", scene.invite.id);
+    revoker
+        .execute_unprepared(&format!(
+            "SELECT id FROM invites WHERE id = {row} FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+
+    let mut client = scene.client.clone();
+    let request = authed(email_invite("org-1", "bob@example.org"), &scene.alice);
+    let create = tokio::spawn(async move { client.create_invite(request).await });
+    wait_until_a_query_waits_for_a_lock(&db).await;
+    revoker
+        .execute_unprepared(&format!(
+            "UPDATE invites SET status = 'revoked' WHERE id = {row}"
+        ))
+        .await
+        .unwrap();
+    revoker.commit().await.unwrap();
+    let created = create.await.unwrap();
+
+    let created = created.expect("the duplicate was revoked before the create could see it");
+    assert_ne!(created.into_inner().invite.unwrap().id, scene.invite.id);
+    db.close().await.ok();
+    scene.events.take(2).await;
+    scene.end().await;
+}
+
+async fn wait_until_a_query_waits_for_a_lock(db: &sea_orm::DatabaseConnection) {
+    use sea_orm::ConnectionTrait as _;
+    let waiting = sea_orm::Statement::from_string(
+        sea_orm::DbBackend::Postgres,
+        "SELECT 1 FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    );
+    for _ in 0..200 {
+        if !db.query_all_raw(waiting.clone()).await.unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the create never waited for the duplicate's row lock");
+}

@@ -211,6 +211,25 @@ pub(super) fn check_metadata(metadata: Option<&serde_json::Value>, bad: &mut Vio
     if json.contains(r"\u0000") {
         bad.add("invite.metadata", "must not contain NUL characters");
     }
+    if metadata.is_some_and(|m| depth(m) > Invite::MAX_METADATA_DEPTH) {
+        bad.add(
+            "invite.metadata",
+            format!(
+                "must nest at most {} levels deep",
+                Invite::MAX_METADATA_DEPTH
+            ),
+        );
+    }
+}
+
+/// How deeply objects and lists nest: 1 for a scalar.
+fn depth(value: &serde_json::Value) -> usize {
+    let children: Box<dyn Iterator<Item = &serde_json::Value>> = match value {
+        serde_json::Value::Array(items) => Box::new(items.iter()),
+        serde_json::Value::Object(fields) => Box::new(fields.values()),
+        _ => return 1,
+    };
+    1 + children.map(depth).max().unwrap_or(0)
 }
 
 fn parse_domains(raw: &[String], bad: &mut Violations) -> Vec<EmailDomain> {

@@ -205,6 +205,10 @@ impl Invite {
     pub const MAX_USES_LIMIT: i32 = 1_000_000;
     pub const MAX_ALLOWED_DOMAINS: usize = 50;
     pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+    /// Each JSON level is two protobuf messages (Value, Struct), and answers
+    /// wrap the invite in up to four more (a history page of events): well
+    /// inside the decoders' limit of 100, so every client can read it back.
+    pub const MAX_METADATA_DEPTH: usize = 32;
     pub const MAX_REASON_CHARS: usize = 512;
     pub const DEFAULT_ROLE: &'static str = "member";
     pub const MAX_PASSCODE_TRIES: u32 = 5;

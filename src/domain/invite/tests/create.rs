@@ -107,3 +107,23 @@ fn metadata_with_a_nul_character_is_refused() {
     let fields = violations(create_as_alice(d));
     assert_eq!(fields, ["invite.metadata"]);
 }
+
+#[test]
+fn metadata_nested_too_deep_for_clients_to_read_back_is_refused() {
+    let nested = |levels: usize| {
+        (1..levels).fold(
+            serde_json::json!("spawn"),
+            |inner, _| serde_json::json!({ "x": inner }),
+        )
+    };
+    let deep = InviteDraft {
+        metadata: Some(nested(Invite::MAX_METADATA_DEPTH + 1)),
+        ..draft(DraftInvitee::UserId("bob".into()))
+    };
+    assert_eq!(violations(create_as_alice(deep)), ["invite.metadata"]);
+    let deepest = InviteDraft {
+        metadata: Some(nested(Invite::MAX_METADATA_DEPTH)),
+        ..draft(DraftInvitee::UserId("bob".into()))
+    };
+    assert!(create_as_alice(deepest).is_ok());
+}
