@@ -47,6 +47,7 @@ impl Invites {
         {
             return first_invite(answer);
         }
+        self.limits.take_creates(caller, 1)?;
         let now = now();
         let passcode = (!passcode.is_empty()).then(|| Passcode::parse(passcode));
         let mut invite = match (
@@ -96,6 +97,7 @@ impl Invites {
         {
             return Ok(answer);
         }
+        self.limits.take_creates(caller, emails.len())?;
         let now = now();
         let plan = plan_batch(draft, caller, now, &self.policy)?;
         answer_size::ensure_batch_fits(&plan)?;

@@ -27,7 +27,7 @@ impl Invites {
         reference: InviteRef,
         passcode: &str,
     ) -> Result<Invite> {
-        let (lookup, via) = reference.lookup()?;
+        let (lookup, via) = self.lookup(caller, &reference)?;
         let (_turn, proof) = self.prove_passcode(caller, &lookup, via, passcode).await?;
         let now = now();
         let txn = self.store.begin().await?;
@@ -120,7 +120,7 @@ impl Invites {
 
     #[tracing::instrument(skip_all)]
     pub async fn reject(&self, caller: &Caller, reference: InviteRef) -> Result<Invite> {
-        let (lookup, via) = reference.lookup()?;
+        let (lookup, via) = self.lookup(caller, &reference)?;
         let invite = self
             .change(caller, lookup, EventKind::Rejected, |invite, now| {
                 invite.reject(caller, via, now)

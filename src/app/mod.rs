@@ -6,6 +6,7 @@ mod create;
 mod expiry;
 mod idempotency;
 mod lifecycle;
+mod limits;
 mod passcodes;
 mod query;
 mod replay;
@@ -15,6 +16,7 @@ use uuid::Uuid;
 
 pub use create::Created;
 pub use idempotency::IdempotencyKey;
+pub use limits::RateLimits;
 pub use query::{History, Page};
 
 use crate::{
@@ -29,6 +31,7 @@ pub struct Invites {
     wakeup: RelayWakeup,
     policy: Policy,
     passcodes: passcodes::PasscodeWork,
+    limits: RateLimits,
 }
 
 /// How a request names an invite, as received.
@@ -46,7 +49,13 @@ impl Invites {
             wakeup,
             policy,
             passcodes: passcodes::PasscodeWork::new(cores),
+            limits: RateLimits::default(),
         }
+    }
+
+    /// Limits each caller's creates and token uses (none by default).
+    pub fn with_rate_limits(self, limits: RateLimits) -> Self {
+        Self { limits, ..self }
     }
 
     /// Commits a transaction that wrote events, and wakes the relay for them.
@@ -81,6 +90,21 @@ fn parse_id(field: &str, raw: &str) -> Result<Uuid, InviteError> {
         return Err(InviteError::invalid(field, "is required"));
     }
     Uuid::parse_str(raw).map_err(|_| InviteError::invalid(field, "is not an invite id (a UUID)"))
+}
+
+impl Invites {
+    /// How the request names the invite; a token is taken from the caller's
+    /// allowance of token uses first, so guessing tokens is slow.
+    fn lookup(
+        &self,
+        caller: &crate::domain::Caller,
+        reference: &InviteRef,
+    ) -> crate::error::Result<(Lookup, crate::domain::Reference)> {
+        if let InviteRef::Token(_) = reference {
+            self.limits.take_token_use(caller)?;
+        }
+        Ok(reference.lookup()?)
+    }
 }
 
 impl InviteRef {

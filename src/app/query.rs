@@ -68,6 +68,7 @@ const MAX_HISTORY_PAGE: u64 = 1000;
 impl Invites {
     #[tracing::instrument(skip_all)]
     pub async fn get_by_token(&self, caller: &Caller, token: &str) -> Result<Invite> {
+        self.limits.take_token_use(caller)?;
         let token = InviteToken::parse(token).map_err(|why| InviteError::invalid("token", why))?;
         let conn = self.store.conn()?;
         let invite = store::read_invite(conn, &Lookup::Token(token.digest()))

@@ -5,7 +5,7 @@ mod caller;
 mod error;
 mod event;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 mod grant;
 mod invite;
 pub mod paging;

@@ -1,0 +1,148 @@
+//! Per-caller rate limits, per replica: creates (each batch address counts)
+//! and calls that present an invite token (accept, reject, get by token),
+//! where guessing tokens is the threat. Admins, trusted services, are exempt.
+
+use std::{
+    num::NonZeroU32,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use governor::{
+    DefaultKeyedRateLimiter, Quota, RateLimiter,
+    clock::{Clock as _, DefaultClock},
+};
+
+use crate::{
+    domain::{Caller, InviteError},
+    error::{Error, Result},
+};
+
+/// Every this many checks, callers whose allowance is full again are
+/// forgotten, so the limiter's memory follows the active callers only.
+const FORGET_IDLE_EVERY: u64 = 4096;
+
+#[derive(Clone, Default)]
+pub struct RateLimits {
+    creates: Option<Limiter>,
+    token_uses: Option<Limiter>,
+}
+
+#[derive(Clone)]
+struct Limiter {
+    buckets: Arc<DefaultKeyedRateLimiter<String>>,
+    checks: Arc<AtomicU64>,
+}
+
+impl RateLimits {
+    /// Allowances per caller per minute; 0 turns a limit off.
+    pub fn per_minute(creates: u32, token_uses: u32) -> Self {
+        Self {
+            creates: Limiter::per_minute(creates),
+            token_uses: Limiter::per_minute(token_uses),
+        }
+    }
+
+    /// Takes `invites` creates from the caller's allowance.
+    pub(super) fn take_creates(&self, caller: &Caller, invites: usize) -> Result<()> {
+        let Some(limiter) = self.creates.as_ref().filter(|_| !caller.is_admin) else {
+            return Ok(());
+        };
+        let wanted = u32::try_from(invites.max(1)).unwrap_or(u32::MAX);
+        limiter.take(caller, wanted).map_err(|refusal| match refusal {
+            Refusal::Wait(err) => err,
+            Refusal::NeverFits(per_minute) => InviteError::invalid(
+                "emails",
+                format!(
+                    "lists more addresses than the create rate limit allows in a minute ({per_minute}): split the batch"
+                ),
+            )
+            .into(),
+        })
+    }
+
+    /// Takes one use of an invite token from the caller's allowance.
+    pub(super) fn take_token_use(&self, caller: &Caller) -> Result<()> {
+        let Some(limiter) = self.token_uses.as_ref().filter(|_| !caller.is_admin) else {
+            return Ok(());
+        };
+        limiter.take(caller, 1).map_err(|refusal| match refusal {
+            Refusal::Wait(err) => err,
+            Refusal::NeverFits(_) => unreachable!("a limit of at least 1 fits 1"),
+        })
+    }
+}
+
+enum Refusal {
+    /// Over the limit now: retry after the delay in the error.
+    Wait(Error),
+    /// More than a whole minute's allowance at once.
+    NeverFits(u32),
+}
+
+impl Limiter {
+    fn per_minute(allowance: u32) -> Option<Self> {
+        let allowance = NonZeroU32::new(allowance)?;
+        Some(Self {
+            buckets: Arc::new(RateLimiter::keyed(Quota::per_minute(allowance))),
+            checks: Arc::default(),
+        })
+    }
+
+    fn take(&self, caller: &Caller, wanted: u32) -> Result<(), Refusal> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % FORGET_IDLE_EVERY == FORGET_IDLE_EVERY - 1
+        {
+            self.buckets.retain_recent();
+        }
+        let wanted = NonZeroU32::new(wanted).expect("at least one");
+        match self
+            .buckets
+            .check_key_n(&caller.user_id.to_string(), wanted)
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(Refusal::Wait(Error::RateLimited {
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            })),
+            Err(insufficient) => Err(Refusal::NeverFits(insufficient.0)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures::{admin, user};
+
+    #[test]
+    fn a_caller_over_the_limit_is_told_when_to_retry_and_others_are_not_held_back() {
+        let limits = RateLimits::per_minute(3, 2);
+        limits.take_creates(&user("alice"), 3).unwrap();
+        let Err(Error::RateLimited { retry_after }) = limits.take_creates(&user("alice"), 1) else {
+            panic!("alice is over her limit");
+        };
+        assert!(
+            retry_after.as_secs() <= 20,
+            "one create comes back every 20 s"
+        );
+        limits.take_creates(&user("bob"), 1).unwrap();
+        limits.take_token_use(&user("alice")).unwrap();
+    }
+
+    #[test]
+    fn a_batch_larger_than_a_minutes_allowance_is_refused_as_invalid() {
+        let limits = RateLimits::per_minute(10, 0);
+        let result = limits.take_creates(&user("alice"), 11);
+        assert!(matches!(result, Err(Error::Rule(InviteError::Invalid(_)))));
+    }
+
+    #[test]
+    fn admins_and_zero_limits_are_never_limited() {
+        let limits = RateLimits::per_minute(1, 0);
+        for _ in 0..10 {
+            limits.take_creates(&admin(), 1000).unwrap();
+            limits.take_token_use(&user("alice")).unwrap();
+        }
+    }
+}
