@@ -16,3 +16,5 @@ mod listing;
 mod passcodes;
 mod resilience;
 mod serving;
+mod pool_health;
+mod tokens;
