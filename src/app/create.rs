@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
-use super::{Invites, expiry::expire_with_event, idempotency::IdempotencyKey, now};
+use super::{Invites, ReplaySeal, expiry::expire_with_event, idempotency::IdempotencyKey, now};
 use crate::{
     domain::{
         BatchDraft, Caller, EventKind, Invite, InviteDraft, InviteError, InviteToken, Passcode,
@@ -169,7 +169,7 @@ impl Invites {
         if let Some(key) = &idempotency {
             store::record_answer(
                 &txn,
-                stored_answer(rpc, caller, key, &created, &refused, now),
+                stored_answer(&self.seal, rpc, caller, key, &created, &refused, now),
             )
             .await?;
         }
@@ -237,7 +237,7 @@ impl Invites {
         let mut invites = Vec::with_capacity(ids.len());
         for (index, (id, sealed)) in ids.into_iter().zip(sealed).enumerate() {
             let token = key
-                .unseal(rpc, &caller.user_id, index, &sealed)
+                .unseal(&self.seal, rpc, &caller.user_id, index, &sealed)
                 .ok_or_else(|| corrupt("sealed token"))?;
             // Deleted since: there is nothing left to return for it.
             if let Some(invite) = store::find_invite(conn, id).await? {
@@ -260,6 +260,7 @@ impl Invites {
 }
 
 fn stored_answer(
+    seal: &ReplaySeal,
     rpc: &str,
     caller: &Caller,
     key: &IdempotencyKey,
@@ -271,7 +272,7 @@ fn stored_answer(
     let sealed: Vec<String> = created
         .iter()
         .enumerate()
-        .map(|(index, (_, token))| key.seal(rpc, &caller.user_id, index, token))
+        .map(|(index, (_, token))| key.seal(seal, rpc, &caller.user_id, index, token))
         .collect();
     let refused: Vec<(usize, &str, &str)> = refused
         .iter()

@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 pub use create::Created;
-pub use idempotency::IdempotencyKey;
+pub use idempotency::{IdempotencyKey, ReplaySeal};
 pub use query::{History, Page};
 
 use crate::{
@@ -28,6 +28,8 @@ pub struct Invites {
     store: Store,
     wakeup: RelayWakeup,
     policy: Policy,
+    /// Seals the tokens kept for idempotent replays.
+    seal: ReplaySeal,
     /// Argon2 runs take ~19 MiB and a core each: at most one per core at a
     /// time, so a burst of passcode calls queues instead of exhausting memory.
     passcode_work: Arc<Semaphore>,
@@ -41,12 +43,13 @@ pub enum InviteRef {
 }
 
 impl Invites {
-    pub fn new(store: Store, wakeup: RelayWakeup, policy: Policy) -> Self {
+    pub fn new(store: Store, wakeup: RelayWakeup, policy: Policy, seal: ReplaySeal) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             store,
             wakeup,
             policy,
+            seal,
             passcode_work: Arc::new(Semaphore::new(cores)),
         }
     }

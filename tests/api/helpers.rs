@@ -661,9 +661,7 @@ impl TestApp {
     /// Starts a server with these settings, without waiting for it to be ready.
     pub async fn start_unready_with(options: &Options, settings: Settings) -> Self {
         init_logs();
-        let application = Application::build(settings)
-            .await
-            .expect("build the app");
+        let application = Application::build(settings).await.expect("build the app");
         let addr = application.local_addr();
         let (stop, stopped) = oneshot::channel();
         let server = tokio::spawn(application.run_until_stopped(async {

@@ -14,7 +14,7 @@ mod lifecycle;
 mod links;
 mod listing;
 mod passcodes;
+mod pool_health;
 mod resilience;
 mod serving;
-mod pool_health;
 mod tokens;

@@ -53,7 +53,10 @@ async fn a_postgres_pool_busy_with_slow_calls_stays_serving() {
     let observer = Database::connect(&app.database_url).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while lock_waiters(&observer, &database).await < 16 {
-        assert!(tokio::time::Instant::now() < deadline, "the pool never filled");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pool never filled"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 

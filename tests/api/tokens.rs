@@ -187,7 +187,8 @@ async fn a_public_key_on_an_unsupported_curve_stops_start_up_naming_the_flag() {
         "invites".into(),
     ];
 
-    let built = invite_service::startup::Application::build(settings_without_secret(&options)).await;
+    let built =
+        invite_service::startup::Application::build(settings_without_secret(&options)).await;
 
     let err = format!("{:#}", built.err().expect("start-up refused"));
     assert!(err.contains("--jwt-public-key"), "{err}");
@@ -493,7 +494,11 @@ async fn a_storm_of_unknown_kids_does_not_storm_the_jwks_url() {
     let before = jwks.fetches();
 
     for n in 0..40 {
-        let jwt = signed(Algorithm::RS256, &format!("forged-{n}"), &audience_claims("m"));
+        let jwt = signed(
+            Algorithm::RS256,
+            &format!("forged-{n}"),
+            &audience_claims("m"),
+        );
         let status = probe(&app, &jwt).await.unwrap_err();
         assert_eq!(reason(&status), "UNKNOWN_SIGNING_KEY");
     }
@@ -524,9 +529,7 @@ async fn while_the_jwks_is_unreachable_at_start_up_health_is_not_serving_and_cal
 
 // The sealed replay token.
 
-on_both_databases!(
-    a_database_dump_and_the_request_id_do_not_reveal_a_replayed_token,
-);
+on_both_databases!(a_database_dump_and_the_request_id_do_not_reveal_a_replayed_token,);
 
 /// The keystream the first sealing used: derived from nothing but what a
 /// client knows (its request id) and what is in the database.
@@ -614,7 +617,8 @@ async fn postgres_with_a_public_key_and_no_seal_secret_stops_start_up_naming_the
     options
         .flags
         .extend(["--replay-seal-secret".into(), "s".repeat(32)]);
-    let built = invite_service::startup::Application::build(settings_without_secret(&options)).await;
+    let built =
+        invite_service::startup::Application::build(settings_without_secret(&options)).await;
 
     let err = format!("{:#}", refused.err().expect("start-up refused"));
     assert!(err.contains("--replay-seal-secret"), "{err}");
