@@ -2,16 +2,15 @@
 //! variable, with the names the contract gives. A bad value stops start-up
 //! with clap's message, which names the flag.
 
-use std::{
-    fmt,
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+mod secrets;
 
-use anyhow::Context as _;
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
 use clap::{Args, Parser, Subcommand};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
+
+pub use secrets::SecretUrl;
+use secrets::{parse_secret, secret_from};
 
 use crate::{domain::Grant, grpc::auth::DEFAULT_GRANTS_CLAIM};
 
@@ -201,54 +200,6 @@ impl Settings {
     }
 }
 
-fn secret_from(
-    value: Option<&SecretString>,
-    file: Option<&Path>,
-    flag: &str,
-) -> anyhow::Result<Option<SecretString>> {
-    if let Some(value) = value {
-        return Ok(Some(value.clone()));
-    }
-    let Some(path) = file else { return Ok(None) };
-    let raw = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {flag} {}", path.display()))?;
-    let secret = raw.strip_suffix('\n').unwrap_or(&raw);
-    let secret = secret.strip_suffix('\r').unwrap_or(secret);
-    let secret = parse_secret(secret).map_err(|why| anyhow::anyhow!("{flag}: the secret {why}"))?;
-    Ok(Some(secret))
-}
-
-/// A URL that may carry a password: Debug and Display show it without.
-#[derive(Clone)]
-pub struct SecretUrl(SecretString);
-
-impl SecretUrl {
-    /// The URL itself, password included: only for connecting.
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-}
-
-impl fmt::Display for SecretUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match url::Url::parse(self.expose()) {
-            Ok(mut url) => {
-                if url.password().is_some() {
-                    let _ = url.set_password(Some("***"));
-                }
-                write!(f, "{url}")
-            }
-            Err(_) => f.write_str("<a URL that does not parse>"),
-        }
-    }
-}
-
-impl fmt::Debug for SecretUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.to_string())
-    }
-}
-
 /// `1s`, `15m`, `7d`, `1h 30m`.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     humantime::parse_duration(raw).map_err(|e| format!("{e} (write durations like 30s, 15m, 7d)"))
@@ -277,7 +228,7 @@ fn parse_leeway(raw: &str) -> Result<Duration, String> {
 fn parse_database_url(raw: &str) -> Result<SecretUrl, String> {
     let known = ["sqlite:", "postgres://", "postgresql://"];
     if known.iter().any(|prefix| raw.starts_with(prefix)) {
-        Ok(SecretUrl(raw.into()))
+        Ok(SecretUrl::new(raw))
     } else {
         Err("must start with sqlite:, postgres:// or postgresql://".into())
     }
@@ -286,7 +237,7 @@ fn parse_database_url(raw: &str) -> Result<SecretUrl, String> {
 fn parse_amqp_url(raw: &str) -> Result<SecretUrl, String> {
     // lapin's error is about the URL's shape and never quotes it.
     raw.parse::<lapin::uri::AMQPUri>()
-        .map(|_| SecretUrl(raw.into()))
+        .map(|_| SecretUrl::new(raw))
         .map_err(|e| format!("is not an AMQP URL: {e}"))
 }
 
@@ -317,14 +268,6 @@ fn parse_claim_name(raw: &str) -> Result<String, String> {
         Ok(raw.to_owned())
     } else {
         Err("must be 1-256 characters without control characters".into())
-    }
-}
-
-fn parse_secret(raw: &str) -> Result<SecretString, String> {
-    if raw.len() >= 32 {
-        Ok(raw.into())
-    } else {
-        Err("must be at least 32 bytes".into())
     }
 }
 

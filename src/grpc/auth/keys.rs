@@ -57,6 +57,7 @@ fn verifying_key(settings: &Settings) -> anyhow::Result<VerifyingKey> {
         return Ok(VerifyingKey::PublicKeyPem(pem));
     }
     if let Some(url) = &settings.jwt_jwks_url {
+        warn_if_in_clear(url);
         let jwks = Jwks::new(url, settings.jwt_jwks_refresh)
             .context("--jwt-jwks-url / INVITES_JWT_JWKS_URL")?;
         return Ok(VerifyingKey::Jwks(jwks));
@@ -68,6 +69,22 @@ fn verifying_key(settings: &Settings) -> anyhow::Result<VerifyingKey> {
          Mint a token with: invite-service token --sub alice --email alice@example.org"
     );
     Ok(VerifyingKey::Secret(secret.expose_secret().to_vec()))
+}
+
+/// Keys fetched in clear text can be swapped on the way: fine for an
+/// identity provider on the same machine, not across a network.
+fn warn_if_in_clear(url: &str) {
+    let parsed = url::Url::parse(url).ok();
+    let remote_http = parsed.is_some_and(|url| {
+        url.scheme() == "http"
+            && !matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+    });
+    if remote_http {
+        tracing::warn!(
+            "--jwt-jwks-url is plain http to another host: anyone on the way can replace the \
+             keys. Use https"
+        );
+    }
 }
 
 /// An identity provider signs tokens for all its clients with the same keys:

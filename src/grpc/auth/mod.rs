@@ -483,4 +483,53 @@ mod tests {
         let result = Authenticator::new(VerifyingKey::PublicKeyPem(b"nope".to_vec()), None, None);
         assert!(result.is_err());
     }
+
+    fn hs256(claims: &serde_json::Value) -> String {
+        let jwt = jsonwebtoken::encode(
+            &Header::default(),
+            claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        format!("Bearer {jwt}")
+    }
+
+    #[test]
+    fn email_verified_is_true_only_as_true_or_the_string_true() {
+        let now = jsonwebtoken::get_current_timestamp();
+        for (flag, verified) in [
+            (serde_json::json!(true), true),
+            (serde_json::json!("true"), true),
+            (serde_json::json!("false"), false),
+            (serde_json::json!("yes"), false),
+            (serde_json::json!(1), false),
+            (serde_json::json!(false), false),
+        ] {
+            let claims = serde_json::json!({
+                "sub": "bob", "exp": now + 60, "email": "bob@example.org", "email_verified": flag,
+                "phone_number": "+14155550100", "phone_number_verified": flag,
+            });
+            let caller = authenticator().authenticate(Some(&hs256(&claims))).unwrap();
+            assert_eq!(caller.verified_email.is_some(), verified, "{flag}");
+            assert_eq!(caller.verified_phone.is_some(), verified, "{flag}");
+        }
+    }
+
+    #[test]
+    fn nbf_is_checked_with_the_leeway() {
+        let now = jsonwebtoken::get_current_timestamp();
+        let soon = hs256(&serde_json::json!({ "sub": "a", "exp": now + 600, "nbf": now + 30 }));
+        let later = hs256(&serde_json::json!({ "sub": "a", "exp": now + 600, "nbf": now + 300 }));
+        let strict = authenticator().with_leeway(Duration::from_secs(5));
+
+        assert!(authenticator().authenticate(Some(&soon)).is_ok());
+        assert_eq!(
+            strict.authenticate(Some(&soon)).unwrap_err(),
+            AuthError::NotYetValid
+        );
+        assert_eq!(
+            authenticator().authenticate(Some(&later)).unwrap_err(),
+            AuthError::NotYetValid
+        );
+    }
 }
