@@ -9,18 +9,19 @@ use lapin::{
     types::FieldTable,
 };
 use prost::Message as _;
+use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
 use crate::{
     broker,
     config::Settings,
     grpc::auth::{self, TokenRequest},
-    pb, startup,
+    pb,
     store::Store,
 };
 
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let store = Store::open(&settings.database_url).await?;
+    let store = Store::open(settings.database_url.expose()).await?;
     store.migrate().await?;
     store.close().await;
     tracing::info!("the database is migrated");
@@ -29,15 +30,15 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 
 /// Prints only the token, so that `$(invite-service token --sub alice)` works.
 pub fn token(settings: &Settings, request: &TokenRequest<'_>) -> anyhow::Result<()> {
-    let secret = startup::signing_secret(settings)?;
-    println!("{}", auth::mint(&secret, request)?);
+    let secret = auth::keys::signing_secret(settings)?;
+    println!("{}", auth::mint(secret.expose_secret(), request)?);
     Ok(())
 }
 
 /// What a consumer's developer runs to watch the stream: a temporary queue
 /// (exclusive, deleted on exit) bound to the exchange, one JSON line per event.
 pub async fn events_tail(settings: &Settings, binding: &str) -> anyhow::Result<()> {
-    let connection = broker::connect(&settings.amqp_url)
+    let connection = broker::connect(settings.amqp_url.expose())
         .await
         .context("cannot reach RabbitMQ (--amqp-url / AMQP_URL)")?;
     let channel = connection.create_channel().await?;

@@ -2,9 +2,15 @@
 //! variable, with the names the contract gives. A bad value stops start-up
 //! with clap's message, which names the flag.
 
+mod secrets;
+
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+
+pub use secrets::SecretUrl;
+use secrets::{parse_secret, secret_from};
 
 use crate::{
     domain::{CreatePolicy, Grant},
@@ -83,12 +89,12 @@ pub struct Settings {
     /// PostgreSQL (`postgres://…`) or SQLite (`sqlite://path?mode=rwc`) URL.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL,
           value_parser = parse_database_url, hide_env_values = true, global = true)]
-    pub database_url: String,
+    pub database_url: SecretUrl,
 
     /// RabbitMQ URL.
     #[arg(long, env = "AMQP_URL", default_value = "amqp://127.0.0.1:5672/%2f",
           value_parser = parse_amqp_url, hide_env_values = true, global = true)]
-    pub amqp_url: String,
+    pub amqp_url: SecretUrl,
 
     /// The topic exchange events are published to.
     #[arg(long, env = "INVITES_EXCHANGE", default_value = "invites",
@@ -96,13 +102,40 @@ pub struct Settings {
     pub exchange: String,
 
     /// HS256 secret for bearer tokens (at least 32 bytes).
-    #[arg(long, env = "INVITES_JWT_SECRET", value_parser = parse_secret,
-          hide_env_values = true, conflicts_with = "jwt_public_key", global = true)]
-    pub jwt_secret: Option<String>,
+    #[arg(long, env = "INVITES_JWT_SECRET", value_parser = parse_secret, hide_env_values = true,
+          conflicts_with_all = ["jwt_secret_file", "jwt_public_key", "jwt_jwks_url"], global = true)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// A file holding the HS256 secret (a trailing newline is ignored), as
+    /// container platforms mount secrets.
+    #[arg(long, env = "INVITES_JWT_SECRET_FILE",
+          conflicts_with_all = ["jwt_public_key", "jwt_jwks_url"], global = true)]
+    pub jwt_secret_file: Option<PathBuf>,
 
     /// Path to a PEM public key (RSA for RS256, P-256 for ES256) for bearer tokens.
-    #[arg(long, env = "INVITES_JWT_PUBLIC_KEY", global = true)]
+    #[arg(
+        long,
+        env = "INVITES_JWT_PUBLIC_KEY",
+        conflicts_with = "jwt_jwks_url",
+        global = true
+    )]
     pub jwt_public_key: Option<PathBuf>,
+
+    /// A JWKS URL (`https://…/.well-known/jwks.json`): RS256 and ES256 keys,
+    /// picked by the token's `kid`.
+    #[arg(long, env = "INVITES_JWT_JWKS_URL", value_parser = parse_jwks_url, global = true)]
+    pub jwt_jwks_url: Option<String>,
+
+    /// How often the JWKS is fetched again (an unknown `kid` also refetches
+    /// it, at most every 10 s).
+    #[arg(long, env = "INVITES_JWT_JWKS_REFRESH", default_value = "60s",
+          value_parser = parse_positive_duration, global = true)]
+    pub jwt_jwks_refresh: Duration,
+
+    /// The clock skew allowed on a token's `exp` and `nbf`.
+    #[arg(long, env = "INVITES_JWT_LEEWAY", default_value = "60s",
+          value_parser = parse_leeway, global = true)]
+    pub jwt_leeway: Duration,
 
     /// Required `iss` of bearer tokens.
     #[arg(long, env = "INVITES_JWT_ISSUER", global = true)]
@@ -144,6 +177,37 @@ pub struct Settings {
     #[arg(long, env = "INVITES_DRAIN_TIMEOUT", default_value = "30s",
           value_parser = parse_positive_duration, global = true)]
     pub drain_timeout: Duration,
+
+    /// The secret that seals the tokens kept for idempotent replays (at
+    /// least 32 bytes). Unset: derived from the HS256 secret, or from the
+    /// development secret beside a SQLite file.
+    #[arg(long, env = "INVITES_REPLAY_SEAL_SECRET", value_parser = parse_secret,
+          hide_env_values = true, conflicts_with = "replay_seal_secret_file", global = true)]
+    pub replay_seal_secret: Option<SecretString>,
+
+    /// A file holding the replay seal secret (a trailing newline is ignored).
+    #[arg(long, env = "INVITES_REPLAY_SEAL_SECRET_FILE", global = true)]
+    pub replay_seal_secret_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// The HS256 secret, from `--jwt-secret` or its file.
+    pub fn hs256_secret(&self) -> anyhow::Result<Option<SecretString>> {
+        secret_from(
+            self.jwt_secret.as_ref(),
+            self.jwt_secret_file.as_deref(),
+            "--jwt-secret-file / INVITES_JWT_SECRET_FILE",
+        )
+    }
+
+    /// The replay seal secret, from `--replay-seal-secret` or its file.
+    pub fn seal_secret(&self) -> anyhow::Result<Option<SecretString>> {
+        secret_from(
+            self.replay_seal_secret.as_ref(),
+            self.replay_seal_secret_file.as_deref(),
+            "--replay-seal-secret-file / INVITES_REPLAY_SEAL_SECRET_FILE",
+        )
+    }
 }
 
 /// `1s`, `15m`, `7d`, `1h 30m`.
@@ -162,19 +226,42 @@ fn parse_positive_duration(raw: &str) -> Result<Duration, String> {
     }
 }
 
-fn parse_database_url(raw: &str) -> Result<String, String> {
+/// At most ten minutes: a leeway is for clocks that drift, not for tokens
+/// that should have been refreshed.
+fn parse_leeway(raw: &str) -> Result<Duration, String> {
+    match parse_duration(raw)? {
+        d if d > Duration::from_secs(600) => Err("must be at most 10m".into()),
+        d => Ok(d),
+    }
+}
+
+fn parse_database_url(raw: &str) -> Result<SecretUrl, String> {
     let known = ["sqlite:", "postgres://", "postgresql://"];
     if known.iter().any(|prefix| raw.starts_with(prefix)) {
-        Ok(raw.to_owned())
+        Ok(SecretUrl::new(raw))
     } else {
         Err("must start with sqlite:, postgres:// or postgresql://".into())
     }
 }
 
-fn parse_amqp_url(raw: &str) -> Result<String, String> {
+fn parse_amqp_url(raw: &str) -> Result<SecretUrl, String> {
+    // lapin's error is about the URL's shape and never quotes it.
     raw.parse::<lapin::uri::AMQPUri>()
-        .map(|_| raw.to_owned())
+        .map(|_| SecretUrl::new(raw))
         .map_err(|e| format!("is not an AMQP URL: {e}"))
+}
+
+/// http or https, without credentials: a JWKS is public, and a URL with a
+/// password in it would end up in logs.
+fn parse_jwks_url(raw: &str) -> Result<String, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err("must be an https:// (or http://) URL".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials".into());
+    }
+    Ok(raw.to_owned())
 }
 
 fn parse_exchange(raw: &str) -> Result<String, String> {
@@ -199,14 +286,6 @@ fn parse_claim_name(raw: &str) -> Result<String, String> {
         Ok(raw.to_owned())
     } else {
         Err("must be 1-256 characters without control characters".into())
-    }
-}
-
-fn parse_secret(raw: &str) -> Result<String, String> {
-    if raw.len() >= 32 {
-        Ok(raw.to_owned())
-    } else {
-        Err("must be at least 32 bytes".into())
     }
 }
 

@@ -5,10 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
-use super::{
-    Invites, answer_size, expiry::expire_with_event, idempotency::IdempotencyKey, now,
-    replay::stored_answer,
-};
+use super::{Invites, answer_size, expiry::expire_with_event, idempotency::IdempotencyKey, now};
 use crate::{
     domain::{
         BatchDraft, Caller, EventKind, Invite, InviteDraft, InviteError, InviteToken, Passcode,
@@ -183,7 +180,7 @@ impl Invites {
         if let Some(key) = &idempotency {
             store::record_answer(
                 &txn,
-                stored_answer(rpc, caller, key, &created, &refused, now),
+                self.stored_answer(rpc, caller, key, &created, &refused, now),
             )
             .await?;
         }

@@ -15,7 +15,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 pub use create::Created;
-pub use idempotency::IdempotencyKey;
+pub use idempotency::{IdempotencyKey, ReplaySeal};
 pub use limits::RateLimits;
 pub use query::{History, Page};
 
@@ -30,6 +30,8 @@ pub struct Invites {
     store: Store,
     wakeup: RelayWakeup,
     policy: Policy,
+    /// Seals the tokens kept for idempotent replays.
+    seal: ReplaySeal,
     passcodes: passcodes::PasscodeWork,
     limits: RateLimits,
 }
@@ -42,12 +44,13 @@ pub enum InviteRef {
 }
 
 impl Invites {
-    pub fn new(store: Store, wakeup: RelayWakeup, policy: Policy) -> Self {
+    pub fn new(store: Store, wakeup: RelayWakeup, policy: Policy, seal: ReplaySeal) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             store,
             wakeup,
             policy,
+            seal,
             passcodes: passcodes::PasscodeWork::new(cores),
             limits: RateLimits::default(),
         }

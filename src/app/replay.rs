@@ -46,7 +46,7 @@ impl Invites {
         let mut invites = Vec::with_capacity(ids.len());
         for (index, (id, sealed)) in ids.into_iter().zip(sealed).enumerate() {
             let token = key
-                .unseal(rpc, &caller.user_id, index, &sealed)
+                .unseal(&self.seal, rpc, &caller.user_id, index, &sealed)
                 .ok_or_else(|| corrupt("sealed token"))?;
             // Deleted since: there is nothing left to return for it.
             if let Some(invite) = store::find_invite(conn, id).await? {
@@ -70,33 +70,36 @@ impl Invites {
     }
 }
 
-/// What is kept of a first answer: the invites' ids, their tokens sealed,
-/// and each refusal's place and reason.
-pub(super) fn stored_answer(
-    rpc: &str,
-    caller: &Caller,
-    key: &IdempotencyKey,
-    created: &[(Invite, InviteToken)],
-    refused: &[Refused],
-    now: DateTime<Utc>,
-) -> StoredAnswer {
-    let ids: Vec<Uuid> = created.iter().map(|(invite, _)| invite.id).collect();
-    let sealed: Vec<String> = created
-        .iter()
-        .enumerate()
-        .map(|(index, (_, token))| key.seal(rpc, &caller.user_id, index, token))
-        .collect();
-    let refused: Vec<(usize, &str)> = refused
-        .iter()
-        .map(|r| (r.index, r.reason.as_str()))
-        .collect();
-    StoredAnswer {
-        key_hash: key.storage_key(rpc, &caller.user_id),
-        request_hash: key.fingerprint().to_owned(),
-        invite_ids: serde_json::json!(ids),
-        sealed_tokens: serde_json::json!(sealed),
-        refused: serde_json::json!(refused),
-        created_at: now,
+impl Invites {
+    /// What is kept of a first answer: the invites' ids, their tokens sealed,
+    /// and each refusal's place and reason.
+    pub(super) fn stored_answer(
+        &self,
+        rpc: &str,
+        caller: &Caller,
+        key: &IdempotencyKey,
+        created: &[(Invite, InviteToken)],
+        refused: &[Refused],
+        now: DateTime<Utc>,
+    ) -> StoredAnswer {
+        let ids: Vec<Uuid> = created.iter().map(|(invite, _)| invite.id).collect();
+        let sealed: Vec<String> = created
+            .iter()
+            .enumerate()
+            .map(|(index, (_, token))| key.seal(&self.seal, rpc, &caller.user_id, index, token))
+            .collect();
+        let refused: Vec<(usize, &str)> = refused
+            .iter()
+            .map(|r| (r.index, r.reason.as_str()))
+            .collect();
+        StoredAnswer {
+            key_hash: key.storage_key(rpc, &caller.user_id),
+            request_hash: key.fingerprint().to_owned(),
+            invite_ids: serde_json::json!(ids),
+            sealed_tokens: serde_json::json!(sealed),
+            refused: serde_json::json!(refused),
+            created_at: now,
+        }
     }
 }
 

@@ -103,7 +103,11 @@ impl From<InviteError> for Status {
 
 impl From<AuthError> for Status {
     fn from(err: AuthError) -> Self {
-        with_reason(Code::Unauthenticated, err.to_string(), err.reason())
+        let code = match err {
+            AuthError::KeysUnavailable => Code::Unavailable,
+            _ => Code::Unauthenticated,
+        };
+        with_reason(code, err.to_string(), err.reason())
     }
 }
 

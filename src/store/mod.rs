@@ -133,13 +133,39 @@ impl Store {
         }
         match self.db.ping().await {
             Ok(()) => true,
-            // SQLite's one connection busy with a long transaction is a
-            // queue, not an outage: a file does not go away.
-            Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)) => {
-                self.backend() == DbBackend::Sqlite
-            }
+            // Every connection busy with a long transaction is a queue, not
+            // an outage (calls past the acquire timeout answer UNAVAILABLE).
+            Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)) => self.pool_is_saturated(),
             Err(_) => false,
         }
+    }
+
+    /// Whether every connection the pool may hold is open and checked out.
+    /// The database accepted each of them, so it is busy, not down; a pool
+    /// that timed out short of its maximum could not open one: that is down.
+    /// A connection lost while in use is dropped from the pool, so a
+    /// database that dies under load shows here as soon as its calls fail.
+    fn pool_is_saturated(&self) -> bool {
+        let (size, idle, max) = match self.backend() {
+            DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+            DbBackend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+            _ => return false,
+        };
+        idle == 0 && size >= max
     }
 
     /// The connection, once the schema is there.

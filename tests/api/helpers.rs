@@ -630,3 +630,61 @@ impl Scene {
         self.app.stop().await;
     }
 }
+
+/// The settings of [`settings`] without the shared [`SECRET`], for a server
+/// that verifies tokens another way: `options.flags` says how
+/// (`--jwt-jwks-url …`, `--jwt-public-key …`).
+pub fn settings_without_secret(options: &Options) -> Settings {
+    let sweep_interval = humantime::format_duration(options.sweep_interval).to_string();
+    let mut args: Vec<&str> = vec![
+        "invite-service",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &options.database_url,
+        "--amqp-url",
+        &options.amqp_url,
+        "--exchange",
+        &options.exchange,
+        "--sweep-interval",
+        &sweep_interval,
+        "--drain-timeout",
+        "10s",
+    ];
+    args.extend(options.flags.iter().map(String::as_str));
+    Cli::try_parse_from(args)
+        .expect("the test settings parse")
+        .settings
+}
+
+impl TestApp {
+    /// Starts a server with these settings, without waiting for it to be ready.
+    pub async fn start_unready_with(options: &Options, settings: Settings) -> Self {
+        init_logs();
+        let application = Application::build(settings).await.expect("build the app");
+        let addr = application.local_addr();
+        let (stop, stopped) = oneshot::channel();
+        let server = tokio::spawn(application.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            database_url: options.database_url.clone(),
+            exchange: options.exchange.clone(),
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// Waits up to `limit` for health to say SERVING.
+    pub async fn wait_until_serving_within(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.health().await != ServingStatus::Serving {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the server did not become SERVING within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

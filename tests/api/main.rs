@@ -16,6 +16,8 @@ mod links;
 mod listing;
 mod malformed;
 mod passcodes;
+mod pool_health;
 mod resilience;
 mod serving;
+mod tokens;
 mod trust;

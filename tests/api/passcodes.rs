@@ -3,7 +3,7 @@
 use crate::helpers::*;
 use crate::on_both_databases;
 use invite_service::{
-    app::{InviteRef, Invites},
+    app::{InviteRef, Invites, ReplaySeal},
     domain::{Caller, CreatePolicy, DraftInvitee, Id, InviteDraft, InviteError, Policy},
     error::Error,
     outbox::RelayWakeup,
@@ -180,7 +180,8 @@ async fn a_callers_queued_tries_see_each_others_failures_and_burn_no_more_work(d
         max_ttl: chrono::Duration::days(30),
         create: CreatePolicy::Open,
     };
-    let invites = Invites::new(store, RelayWakeup::default(), policy);
+    let seal = ReplaySeal::new(SECRET.as_bytes());
+    let invites = Invites::new(store, RelayWakeup::default(), policy, seal);
     let caller = |id: &str| Caller {
         user_id: Id::parse(id).unwrap(),
         verified_email: None,

@@ -1,13 +1,23 @@
 //! Bearer JWT authentication: who the caller is, for every InviteService call.
 //! Health and reflection are served without it.
+//!
+//! Keys come from `keys` (settings → a key or a JWKS), `jwks` keeps a JWKS
+//! fresh, `layer` authenticates each call before the service sees it.
 
-use std::sync::Arc;
+mod claims;
+pub mod jwks;
+pub mod keys;
+mod layer;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
-use tonic::{Request, Status, service::Interceptor};
+use std::{sync::Arc, time::Duration};
 
-use crate::domain::{Caller, Email, Grant, Id, Phone};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+
+pub use claims::{Claims, DEFAULT_GRANTS_CLAIM, TokenRequest, mint};
+pub use jwks::Jwks;
+pub use layer::Authenticated;
+
+use crate::domain::Caller;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
@@ -17,8 +27,14 @@ pub enum AuthError {
     Malformed,
     #[error("the token has expired")]
     Expired,
+    #[error("the token is not valid yet (nbf)")]
+    NotYetValid,
     #[error("the token is not valid: {0}")]
     Invalid(String),
+    #[error("no signing key has the token's kid {0:?}; if it is new, retry shortly")]
+    UnknownKey(String),
+    #[error("the signing keys are not loaded yet; retry later")]
+    KeysUnavailable,
     #[error("the token's sub {0}")]
     BadSubject(String),
     #[error("the token's grants claim {0}")]
@@ -31,81 +47,14 @@ impl AuthError {
             Self::Missing => "MISSING_TOKEN",
             Self::Malformed => "MALFORMED_AUTHORIZATION",
             Self::Expired => "TOKEN_EXPIRED",
+            Self::NotYetValid => "TOKEN_NOT_YET_VALID",
             Self::Invalid(_) => "INVALID_TOKEN",
+            Self::UnknownKey(_) => "UNKNOWN_SIGNING_KEY",
+            Self::KeysUnavailable => "SIGNING_KEYS_UNAVAILABLE",
             Self::BadSubject(_) => "INVALID_SUBJECT",
             Self::BadGrants(_) => "INVALID_GRANTS",
         }
     }
-}
-
-/// The claims this service reads (and `token` writes). `email_verified` and
-/// `phone_number_verified` are the OpenID Connect standard claims.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Claims {
-    pub sub: String,
-    pub exp: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub email_verified: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone_number: Option<String>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub phone_number_verified: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iss: Option<String>,
-    /// A string or an array of strings (identity providers send both).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<serde_json::Value>,
-    /// Every other claim: the grants claim's name is configurable.
-    #[serde(flatten)]
-    pub other: serde_json::Map<String, serde_json::Value>,
-}
-
-/// One entry of the grants claim, as identity providers write it.
-#[derive(Debug, Serialize, Deserialize)]
-struct GrantClaim {
-    target_type: String,
-    target_id: String,
-    /// Missing or empty: any role.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    roles: Vec<String>,
-}
-
-/// The claim that lists what a caller may invite to, unless configured otherwise.
-pub const DEFAULT_GRANTS_CLAIM: &str = "invite_grants";
-
-/// Reads the grants claim. A claim that is there but malformed refuses the
-/// token: granting less than the identity provider meant would surprise as
-/// much as granting more.
-fn grants_from(claim: Option<serde_json::Value>) -> Result<Vec<Grant>, AuthError> {
-    let Some(claim) = claim else {
-        return Ok(Vec::new());
-    };
-    let entries: Vec<GrantClaim> = serde_json::from_value(claim).map_err(|_| {
-        AuthError::BadGrants(
-            "must be a list of {\"target_type\", \"target_id\", \"roles\"} objects".into(),
-        )
-    })?;
-    entries
-        .iter()
-        .map(|entry| Grant::parse(&entry.target_type, &entry.target_id, &entry.roles))
-        .collect::<Result<_, _>>()
-        .map_err(AuthError::BadGrants)
-}
-
-fn grants_claim_value(grants: &[Grant]) -> serde_json::Value {
-    let entries: Vec<GrantClaim> = grants
-        .iter()
-        .map(|grant| GrantClaim {
-            target_type: grant.target_type().to_owned(),
-            target_id: grant.target_id().to_owned(),
-            roles: grant.roles().map(str::to_owned).collect(),
-        })
-        .collect();
-    serde_json::to_value(entries).expect("grants serialize to JSON")
 }
 
 /// How tokens are checked.
@@ -114,11 +63,28 @@ pub enum VerifyingKey {
     Secret(Vec<u8>),
     /// RS256 or ES256, from the PEM's key type.
     PublicKeyPem(Vec<u8>),
+    /// RS256 and ES256 keys from a JWKS URL, picked by `kid`.
+    Jwks(Jwks),
+}
+
+/// A key and the one algorithm it verifies. The token's `alg` must be that
+/// one, so an HS256 token can never be checked against a public key (whose
+/// bytes anyone could use as an HMAC secret).
+pub struct SigningKey {
+    pub(crate) key: DecodingKey,
+    pub(crate) algorithm: Algorithm,
+}
+
+#[derive(Clone)]
+enum Keys {
+    Fixed(Arc<SigningKey>),
+    Jwks(Jwks),
 }
 
 #[derive(Clone)]
 pub struct Authenticator {
-    inner: Arc<(DecodingKey, Validation)>,
+    keys: Keys,
+    validation: Arc<Validation>,
     grants_claim: Arc<str>,
 }
 
@@ -128,36 +94,17 @@ impl Authenticator {
         issuer: Option<&str>,
         audience: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let (decoding_key, algorithm) = match key {
-            VerifyingKey::Secret(secret) => (DecodingKey::from_secret(&secret), Algorithm::HS256),
-            VerifyingKey::PublicKeyPem(pem) => match DecodingKey::from_rsa_pem(&pem) {
-                Ok(key) => (key, Algorithm::RS256),
-                Err(_) => (
-                    DecodingKey::from_ec_pem(&pem).map_err(|_| {
-                        anyhow::anyhow!("the JWT public key is neither an RSA nor an EC (P-256) public key in PEM")
-                    })?,
-                    Algorithm::ES256,
-                ),
-            },
+        let keys = match key {
+            VerifyingKey::Secret(secret) => Keys::Fixed(Arc::new(SigningKey {
+                key: DecodingKey::from_secret(&secret),
+                algorithm: Algorithm::HS256,
+            })),
+            VerifyingKey::PublicKeyPem(pem) => Keys::Fixed(Arc::new(keys::from_pem(&pem)?)),
+            VerifyingKey::Jwks(jwks) => Keys::Jwks(jwks),
         };
-        let mut validation = Validation::new(algorithm);
-        // jsonwebtoken checks iss and aud only when the token has them: a
-        // configured one must also be required, or leaving it out would pass.
-        let mut required = vec!["exp", "sub"];
-        match audience {
-            Some(audience) => {
-                validation.set_audience(&[audience]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
-        }
-        if let Some(issuer) = issuer {
-            validation.set_issuer(&[issuer]);
-            required.push("iss");
-        }
-        validation.set_required_spec_claims(&required);
         Ok(Self {
-            inner: Arc::new((decoding_key, validation)),
+            keys,
+            validation: Arc::new(validation(issuer, audience)),
             grants_claim: DEFAULT_GRANTS_CLAIM.into(),
         })
     }
@@ -171,115 +118,98 @@ impl Authenticator {
         }
     }
 
-    /// The caller a `Bearer` header names, or why not.
+    /// The clock skew allowed on `exp` and `nbf` (60 s unless set).
+    pub fn with_leeway(self, leeway: Duration) -> Self {
+        let mut validation = (*self.validation).clone();
+        validation.leeway = leeway.as_secs();
+        Self {
+            validation: Arc::new(validation),
+            ..self
+        }
+    }
+
+    /// The caller a `Bearer` header names, or why not, with the keys at hand.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Caller, AuthError> {
-        let header = header.ok_or(AuthError::Missing)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Malformed)?;
-        let (key, validation) = &*self.inner;
-        let mut claims = jsonwebtoken::decode::<Claims>(token, key, validation)
+        let token = bearer_token(header)?;
+        let key = self.key_for(token)?;
+        let mut validation = (*self.validation).clone();
+        validation.algorithms = vec![key.algorithm];
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
             .map_err(|err| match err.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                 _ => AuthError::Invalid(err.to_string()),
             })?
             .claims;
-        let user_id = Id::parse(&claims.sub).map_err(AuthError::BadSubject)?;
-        let grants = grants_from(claims.other.remove(&*self.grants_claim))?;
-        // An unverified or malformed address identifies nobody; the caller is
-        // still authenticated by `sub`.
-        let verified_email = claims
-            .email
-            .filter(|_| claims.email_verified)
-            .and_then(|raw| Email::parse(&raw).ok());
-        let verified_phone = claims
-            .phone_number
-            .filter(|_| claims.phone_number_verified)
-            .and_then(|raw| Phone::parse(&raw).ok());
-        let is_admin = claims
-            .scope
-            .is_some_and(|scope| scope.split_whitespace().any(|s| s == Caller::ADMIN_SCOPE));
-        Ok(Caller {
-            user_id,
-            verified_email,
-            verified_phone,
-            is_admin,
-            grants,
-        })
+        claims.into_caller(&self.grants_claim)
+    }
+
+    /// As [`Self::authenticate`]; a `kid` the JWKS does not have refetches it
+    /// first (at most every few seconds, however many such tokens come).
+    pub async fn authenticate_fresh(&self, header: Option<&str>) -> Result<Caller, AuthError> {
+        let first = self.authenticate(header);
+        if let (Err(AuthError::UnknownKey(_)), Keys::Jwks(jwks)) = (&first, &self.keys) {
+            jwks.refresh_for_unknown_kid().await;
+            return self.authenticate(header);
+        }
+        first
+    }
+
+    fn key_for(&self, token: &str) -> Result<Arc<SigningKey>, AuthError> {
+        match &self.keys {
+            Keys::Fixed(key) => Ok(key.clone()),
+            Keys::Jwks(jwks) => {
+                let header = jsonwebtoken::decode_header(token)
+                    .map_err(|err| AuthError::Invalid(err.to_string()))?;
+                let kid = header
+                    .kid
+                    .ok_or_else(|| AuthError::Invalid("the token names no key (kid)".into()))?;
+                jwks.find(&kid)
+            }
+        }
     }
 }
 
-/// Puts the authenticated [`Caller`] into the request's extensions.
-impl Interceptor for Authenticator {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let header = request
-            .metadata()
-            .get("authorization")
-            .map(|value| value.to_str().map_err(|_| AuthError::Malformed))
-            .transpose()?;
-        let caller = self.authenticate(header)?;
-        request.extensions_mut().insert(caller);
-        Ok(request)
+/// `exp` and `nbf` always, issuer and audience when configured.
+fn validation(issuer: Option<&str>, audience: Option<&str>) -> Validation {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_nbf = true;
+    // jsonwebtoken checks iss and aud only when the token has them: a
+    // configured one must also be required, or leaving it out would pass.
+    let mut required = vec!["exp", "sub"];
+    match audience {
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        None => validation.validate_aud = false,
     }
+    if let Some(issuer) = issuer {
+        validation.set_issuer(&[issuer]);
+        required.push("iss");
+    }
+    validation.set_required_spec_claims(&required);
+    validation
 }
 
-/// What `invite-service token` mints: an HS256 development token.
-pub struct TokenRequest<'a> {
-    pub sub: &'a str,
-    pub email: Option<&'a str>,
-    pub admin: bool,
-    pub ttl: std::time::Duration,
-    pub issuer: Option<&'a str>,
-    pub audience: Option<&'a str>,
-    pub grants: &'a [Grant],
-    /// The claim the grants go in.
-    pub grants_claim: &'a str,
-}
-
-pub fn mint(secret: &[u8], request: &TokenRequest<'_>) -> anyhow::Result<String> {
-    Id::parse(request.sub).map_err(|why| anyhow::anyhow!("--sub {why}"))?;
-    if let Some(email) = request.email {
-        Email::parse(email).map_err(|why| anyhow::anyhow!("--email {why}"))?;
-    }
-    let exp = jsonwebtoken::get_current_timestamp() + request.ttl.as_secs();
-    let claims = Claims {
-        sub: request.sub.to_owned(),
-        exp,
-        email: request.email.map(str::to_owned),
-        email_verified: request.email.is_some(),
-        phone_number: None,
-        phone_number_verified: false,
-        scope: request.admin.then(|| Caller::ADMIN_SCOPE.to_owned()),
-        iss: request.issuer.map(str::to_owned),
-        aud: request
-            .audience
-            .map(|aud| serde_json::Value::String(aud.to_owned())),
-        other: if request.grants.is_empty() {
-            serde_json::Map::new()
-        } else {
-            [(
-                request.grants_claim.to_owned(),
-                grants_claim_value(request.grants),
-            )]
-            .into_iter()
-            .collect()
-        },
-    };
-    Ok(jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret),
-    )?)
+fn bearer_token(header: Option<&str>) -> Result<&str, AuthError> {
+    let header = header.ok_or(AuthError::Missing)?;
+    header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(AuthError::Malformed)
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
+    use jsonwebtoken::{EncodingKey, Header};
+
     use super::*;
+    use crate::domain::Grant;
 
     const SECRET: &[u8] = b"test-secret-test-secret-test-secret";
 
@@ -452,13 +382,13 @@ mod tests {
         let fixtures = [
             (
                 Algorithm::RS256,
-                &include_bytes!("../../tests/fixtures/rs256-private.pem")[..],
-                &include_bytes!("../../tests/fixtures/rs256-public.pem")[..],
+                &include_bytes!("../../../tests/fixtures/rs256-private.pem")[..],
+                &include_bytes!("../../../tests/fixtures/rs256-public.pem")[..],
             ),
             (
                 Algorithm::ES256,
-                &include_bytes!("../../tests/fixtures/es256-private.pem")[..],
-                &include_bytes!("../../tests/fixtures/es256-public.pem")[..],
+                &include_bytes!("../../../tests/fixtures/es256-private.pem")[..],
+                &include_bytes!("../../../tests/fixtures/es256-public.pem")[..],
             ),
         ];
         for (algorithm, private_pem, public_pem) in fixtures {
@@ -552,5 +482,54 @@ mod tests {
     fn a_public_key_that_is_not_pem_is_refused_at_start() {
         let result = Authenticator::new(VerifyingKey::PublicKeyPem(b"nope".to_vec()), None, None);
         assert!(result.is_err());
+    }
+
+    fn hs256(claims: &serde_json::Value) -> String {
+        let jwt = jsonwebtoken::encode(
+            &Header::default(),
+            claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        format!("Bearer {jwt}")
+    }
+
+    #[test]
+    fn email_verified_is_true_only_as_true_or_the_string_true() {
+        let now = jsonwebtoken::get_current_timestamp();
+        for (flag, verified) in [
+            (serde_json::json!(true), true),
+            (serde_json::json!("true"), true),
+            (serde_json::json!("false"), false),
+            (serde_json::json!("yes"), false),
+            (serde_json::json!(1), false),
+            (serde_json::json!(false), false),
+        ] {
+            let claims = serde_json::json!({
+                "sub": "bob", "exp": now + 60, "email": "bob@example.org", "email_verified": flag,
+                "phone_number": "+14155550100", "phone_number_verified": flag,
+            });
+            let caller = authenticator().authenticate(Some(&hs256(&claims))).unwrap();
+            assert_eq!(caller.verified_email.is_some(), verified, "{flag}");
+            assert_eq!(caller.verified_phone.is_some(), verified, "{flag}");
+        }
+    }
+
+    #[test]
+    fn nbf_is_checked_with_the_leeway() {
+        let now = jsonwebtoken::get_current_timestamp();
+        let soon = hs256(&serde_json::json!({ "sub": "a", "exp": now + 600, "nbf": now + 30 }));
+        let later = hs256(&serde_json::json!({ "sub": "a", "exp": now + 600, "nbf": now + 300 }));
+        let strict = authenticator().with_leeway(Duration::from_secs(5));
+
+        assert!(authenticator().authenticate(Some(&soon)).is_ok());
+        assert_eq!(
+            strict.authenticate(Some(&soon)).unwrap_err(),
+            AuthError::NotYetValid
+        );
+        assert_eq!(
+            authenticator().authenticate(Some(&later)).unwrap_err(),
+            AuthError::NotYetValid
+        );
     }
 }

@@ -1,0 +1,105 @@
+//! Secret settings: values that no Debug output or log line may show, and
+//! the files container platforms mount them from.
+
+use std::{fmt, path::Path};
+
+use anyhow::Context as _;
+use secrecy::{ExposeSecret as _, SecretString};
+
+/// The secret of `value`, else the content of `file` (one trailing newline
+/// ignored); `flag` names the file's setting in errors.
+pub(super) fn secret_from(
+    value: Option<&SecretString>,
+    file: Option<&Path>,
+    flag: &str,
+) -> anyhow::Result<Option<SecretString>> {
+    if let Some(value) = value {
+        return Ok(Some(value.clone()));
+    }
+    let Some(path) = file else { return Ok(None) };
+    let raw = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {flag} {}", path.display()))?;
+    let secret = raw.strip_suffix('\n').unwrap_or(&raw);
+    let secret = secret.strip_suffix('\r').unwrap_or(secret);
+    let secret = parse_secret(secret).map_err(|why| anyhow::anyhow!("{flag}: the secret {why}"))?;
+    Ok(Some(secret))
+}
+
+/// A URL that may carry a password: Debug and Display show it without.
+#[derive(Clone)]
+pub struct SecretUrl(SecretString);
+
+impl SecretUrl {
+    pub(super) fn new(raw: &str) -> Self {
+        Self(raw.into())
+    }
+
+    /// The URL itself, password included: only for connecting.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match url::Url::parse(self.expose()) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("***"));
+                }
+                write!(f, "{url}")
+            }
+            Err(_) => f.write_str("<a URL that does not parse>"),
+        }
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_string())
+    }
+}
+
+pub(super) fn parse_secret(raw: &str) -> Result<SecretString, String> {
+    if raw.len() >= 32 {
+        Ok(raw.into())
+    } else {
+        Err("must be at least 32 bytes".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_file_loses_its_trailing_newline_and_must_be_long_enough() {
+        let dir = std::env::temp_dir().join(format!("secrets-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let long = dir.join("long");
+        std::fs::write(&long, "0123456789abcdef0123456789abcdef\r\n").unwrap();
+        let short = dir.join("short");
+        std::fs::write(&short, "tiny\n").unwrap();
+
+        let read = secret_from(None, Some(&long), "--x-file").unwrap().unwrap();
+        let err = secret_from(None, Some(&short), "--x-file").unwrap_err();
+
+        assert_eq!(read.expose_secret(), "0123456789abcdef0123456789abcdef");
+        assert!(err.to_string().contains("--x-file"), "{err}");
+        assert!(!err.to_string().contains("tiny"), "{err}");
+    }
+
+    #[test]
+    fn a_url_shows_everything_but_its_password() {
+        let url = SecretUrl::new("postgres://app:hunter2@db.internal:5432/invites");
+        assert_eq!(
+            url.to_string(),
+            "postgres://app:***@db.internal:5432/invites"
+        );
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert_eq!(
+            url.expose(),
+            "postgres://app:hunter2@db.internal:5432/invites"
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! The work beside the gRPC server: health kept in step with the database and
+//! the signing keys, the JWKS kept fresh, the outbox relay, the expiry sweep.
+
+use std::time::Duration;
+
+use tokio::{sync::watch, task::JoinHandle, time::Instant};
+use tonic_health::{
+    ServingStatus,
+    pb::health_server::{Health, HealthServer},
+    server::HealthReporter,
+};
+
+use crate::{
+    app::Invites,
+    config::Settings,
+    grpc::auth::Jwks,
+    outbox::{RelayWakeup, relay::Relay},
+    store::Store,
+};
+
+const SERVICE_NAME: &str = "invites.v1.InviteService";
+const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+pub(super) struct Background {
+    health: HealthReporter,
+    supervisor: JoinHandle<()>,
+    jwks: Option<JoinHandle<()>>,
+    sweeper: JoinHandle<()>,
+    stop_sweeping: watch::Sender<bool>,
+    relay: JoinHandle<()>,
+    stop_relay: watch::Sender<bool>,
+    store: Store,
+}
+
+impl Background {
+    /// Starts it all, NOT_SERVING until the database and the keys are there;
+    /// returns the health service that reports it.
+    pub(super) async fn start(
+        store: Store,
+        invites: Invites,
+        jwks: Option<Jwks>,
+        wakeup: RelayWakeup,
+        settings: &Settings,
+    ) -> (Self, HealthServer<impl Health>) {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        set_health(&health, ServingStatus::NotServing).await;
+        let relay = Relay::new(
+            store.clone(),
+            settings.amqp_url.expose().to_owned(),
+            settings.exchange.clone(),
+            wakeup,
+        );
+        let (stop_relay, relay_stopped) = watch::channel(false);
+        let (stop_sweeping, sweeping_stopped) = watch::channel(false);
+        let background = Self {
+            supervisor: tokio::spawn(supervise(store.clone(), jwks.clone(), health.clone())),
+            jwks: jwks.map(|jwks| tokio::spawn(jwks.keep_fresh())),
+            sweeper: tokio::spawn(sweep(invites, settings.sweep_interval, sweeping_stopped)),
+            stop_sweeping,
+            relay: tokio::spawn(relay.run(relay_stopped)),
+            stop_relay,
+            health,
+            store,
+        };
+        (background, health_service)
+    }
+
+    /// NOT_SERVING for good: health stops following the database, the keys
+    /// are no longer refreshed, the sweep stops.
+    pub(super) async fn stop_serving(&mut self, drain_timeout: Duration) {
+        // Stopped (and awaited) first, so it cannot turn health back on.
+        self.supervisor.abort();
+        let _ = (&mut self.supervisor).await;
+        if let Some(jwks) = &self.jwks {
+            jwks.abort();
+        }
+        let _ = self.stop_sweeping.send(true);
+        set_health(&self.health, ServingStatus::NotServing).await;
+        // Health Watch streams never end on their own and would hold the
+        // drain to its timeout: after a moment in which checks and watchers
+        // see NOT_SERVING, the statuses are dropped, which ends them.
+        let mut health = self.health.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep((drain_timeout / 4).min(Duration::from_secs(2))).await;
+            health.clear_service_status("").await;
+            health.clear_service_status(SERVICE_NAME).await;
+        });
+    }
+
+    /// Once the calls are done: the relay publishes what they wrote, then
+    /// the database connections close, all by `deadline`.
+    pub(super) async fn finish(self, deadline: Instant) {
+        let _ = self.stop_relay.send(true);
+        let mut relay = self.relay;
+        if tokio::time::timeout_at(deadline, &mut relay).await.is_err() {
+            relay.abort();
+            tracing::warn!(
+                "the relay did not flush within the drain timeout; events stay in the outbox"
+            );
+        }
+        self.sweeper.abort();
+        // Closing waits for connections still in use: bounded like the rest.
+        if tokio::time::timeout_at(deadline, self.store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("database connections were still busy at the drain timeout");
+        }
+    }
+}
+
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health.set_service_status(SERVICE_NAME, status).await;
+}
+
+/// Migrates as soon as the database answers, then keeps health in step:
+/// NOT_SERVING while the database is unreachable or the signing keys have not
+/// come (calls answer UNAVAILABLE), SERVING when both are there. The broker
+/// plays no part: events wait in the outbox.
+async fn supervise(store: Store, jwks: Option<Jwks>, health: HealthReporter) {
+    migrate_when_reachable(&store).await;
+    let mut serving = None;
+    loop {
+        let missing = if !store.is_healthy().await {
+            Some("database unreachable")
+        } else if jwks.as_ref().is_some_and(|jwks| !jwks.is_loaded()) {
+            Some("no signing keys from the JWKS yet")
+        } else {
+            None
+        };
+        if serving != Some(missing.is_none()) {
+            match missing {
+                None => tracing::info!("database and signing keys ready: SERVING"),
+                Some(what) => tracing::warn!("{what}: NOT_SERVING"),
+            }
+            let status = match missing {
+                None => ServingStatus::Serving,
+                Some(_) => ServingStatus::NotServing,
+            };
+            set_health(&health, status).await;
+            serving = Some(missing.is_none());
+        }
+        tokio::time::sleep(HEALTH_CHECK_INTERVAL).await;
+    }
+}
+
+async fn migrate_when_reachable(store: &Store) {
+    let mut backoff = Duration::from_millis(200);
+    while let Err(err) = store.migrate().await {
+        tracing::warn!(
+            error = format!("{err:#}"),
+            "the database is not ready; retrying"
+        );
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Expires what is due and forgets old idempotency keys, every interval.
+/// Replicas may all sweep: they claim different rows.
+async fn sweep(invites: Invites, interval: Duration, mut stop: watch::Receiver<bool>) {
+    tokio::select! {
+        _ = invites.ready() => {}
+        _ = stop.changed() => return,
+    }
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match invites.expire_due().await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "expired pending invites past their expiry"),
+            Err(err) => tracing::warn!(error = %err, "the expiry sweep failed; will retry"),
+        }
+        if let Err(err) = invites.forget_old_answers().await {
+            tracing::warn!(error = %err, "forgetting old idempotency keys failed; will retry");
+        }
+    }
+}
