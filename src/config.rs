@@ -173,6 +173,28 @@ pub struct Settings {
           value_parser = parse_positive_duration, global = true)]
     pub sweep_interval: Duration,
 
+    /// Invites each caller may create per minute, each batch address
+    /// counting (per replica; admins exempt; 0: no limit). At least 1,000,
+    /// or the largest batch can never pass.
+    #[arg(
+        long,
+        env = "INVITES_CREATE_RATE_LIMIT",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub create_rate_limit: u32,
+
+    /// Calls presenting an invite token (accept, reject, get by token) each
+    /// caller may make per minute: guessing tokens stays slow (per replica;
+    /// admins exempt; 0: no limit).
+    #[arg(
+        long,
+        env = "INVITES_TOKEN_RATE_LIMIT",
+        default_value_t = 60,
+        global = true
+    )]
+    pub token_rate_limit: u32,
+
     /// How long a stopping server waits for in-flight calls and the last events.
     #[arg(long, env = "INVITES_DRAIN_TIMEOUT", default_value = "30s",
           value_parser = parse_positive_duration, global = true)]

@@ -9,7 +9,7 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle, time::Instant};
 use tonic::transport::{Server, server::TcpIncoming};
 
 use crate::{
-    app::{Invites, ReplaySeal},
+    app::{Invites, RateLimits, ReplaySeal},
     config::Settings,
     domain::{CreatePolicy, Policy},
     grpc::{
@@ -93,7 +93,9 @@ impl Application {
             settings,
         } = self;
         let wakeup = RelayWakeup::default();
-        let invites = Invites::new(store.clone(), wakeup.clone(), policy, seal);
+        let invites = Invites::new(store.clone(), wakeup.clone(), policy, seal).with_rate_limits(
+            RateLimits::per_minute(settings.create_rate_limit, settings.token_rate_limit),
+        );
         let (background, health_service) =
             Background::start(store, invites.clone(), keys.jwks, wakeup, &settings).await;
         let api = InviteServiceServer::new(InviteApi::new(invites));

@@ -381,3 +381,91 @@ async fn the_open_policy_lets_any_caller_invite_but_not_themselves() {
     assert_eq!(reason(&refused), "SELF_INVITE");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn callers_past_their_rate_limits_are_told_when_to_retry_and_admins_are_exempt() {
+    use tonic_types::StatusExt as _;
+    let mut options = Options::fresh(Db::Sqlite).await;
+    options.flags = ["--create-rate-limit", "3", "--token-rate-limit", "2"]
+        .map(String::from)
+        .to_vec();
+    let app = TestApp::start(options).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    let admin = token("svc-admin", None, true);
+    let batch = |emails: &[&str]| pb::BatchCreateInvitesRequest {
+        target_type: "account_group".into(),
+        target_id: "grp-1".into(),
+        emails: emails.iter().map(|e| e.to_string()).collect(),
+        ..Default::default()
+    };
+
+    let too_big = client
+        .batch_create_invites(authed(
+            batch(&["a@x.org", "b@x.org", "c@x.org", "d@x.org"]),
+            &alice,
+        ))
+        .await
+        .unwrap_err();
+    client
+        .batch_create_invites(authed(batch(&["a@x.org", "b@x.org"]), &alice))
+        .await
+        .unwrap();
+    let (_, link) = create(&mut client, open_link("party-1", Some(0)), &alice).await;
+    let limited = client
+        .create_invite(authed(open_link("party-2", None), &alice))
+        .await
+        .unwrap_err();
+    for n in 0..5 {
+        client
+            .create_invite(authed(open_link(&format!("p-{n}"), None), &admin))
+            .await
+            .expect("admins are trusted services");
+    }
+    let bob = token("bob", None, false);
+    let by_token = || pb::GetInviteByTokenRequest {
+        token: link.clone(),
+    };
+    client
+        .get_invite_by_token(authed(by_token(), &bob))
+        .await
+        .unwrap();
+    client
+        .accept_invite(authed(accept_by_token(link.clone()), &bob))
+        .await
+        .unwrap();
+    let guessing = client
+        .reject_invite(authed(
+            pb::RejectInviteRequest {
+                invite_ref: Some(pb::reject_invite_request::InviteRef::Token(
+                    "guess-guess-guess-guess-guess".into(),
+                )),
+            },
+            &bob,
+        ))
+        .await
+        .unwrap_err();
+    let carol = token("carol", None, false);
+    let carols = client.get_invite_by_token(authed(by_token(), &carol)).await;
+
+    assert_eq!(
+        too_big.code(),
+        Code::InvalidArgument,
+        "a minute's allowance is 3"
+    );
+    assert_eq!(bad_fields(&too_big), ["emails"]);
+    for refused in [&limited, &guessing] {
+        assert_eq!(refused.code(), Code::ResourceExhausted);
+        assert_eq!(reason(refused), "RATE_LIMITED");
+        let retry = refused.get_error_details().retry_info().cloned();
+        let delay = retry
+            .and_then(|r| r.retry_delay)
+            .expect("RetryInfo with a delay");
+        assert!(
+            delay > Duration::ZERO && delay <= Duration::from_secs(30),
+            "{delay:?}"
+        );
+    }
+    assert!(carols.is_ok(), "limits are per caller: {carols:?}");
+    app.stop().await;
+}
