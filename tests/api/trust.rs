@@ -20,6 +20,7 @@ on_both_databases!(
     users_of_a_link_never_see_who_else_used_it,
     the_invitee_never_learns_who_revoked_or_why_nor_reads_the_audit_trail,
     a_resend_without_ttl_never_shortens_the_invite,
+    an_inviter_cannot_raise_an_invites_role_past_their_grant,
 );
 
 async fn a_caller_without_a_grant_for_the_target_and_role_creates_nothing(db: Db) {
@@ -467,5 +468,44 @@ async fn callers_past_their_rate_limits_are_told_when_to_retry_and_admins_are_ex
         );
     }
     assert!(carols.is_ok(), "limits are per caller: {carols:?}");
+    app.stop().await;
+}
+
+async fn an_inviter_cannot_raise_an_invites_role_past_their_grant(db: Db) {
+    let app = spawn_app(db).await;
+    let mut client = app.client().await;
+    let members_only = token_granting("alice", None, false, &["organization/org-1=member"]);
+    let (mut invite, _) = create(
+        &mut client,
+        email_invite("org-1", "bob@example.org"),
+        &members_only,
+    )
+    .await;
+    invite.role = "owner".into();
+    let to_owner = pb::UpdateInviteRequest {
+        invite: Some(invite.clone()),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["role".into()],
+        }),
+    };
+
+    let refused = client
+        .update_invite(authed(to_owner, &members_only))
+        .await
+        .unwrap_err();
+    let unchanged = client
+        .get_invite(authed(
+            pb::GetInviteRequest {
+                id: invite.id.clone(),
+            },
+            &members_only,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert_eq!(reason(&refused), "INVITE_NOT_GRANTED");
+    assert_eq!(unchanged.role, "member");
     app.stop().await;
 }

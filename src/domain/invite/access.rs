@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{CreatePolicy, Invite, Reference};
-use crate::domain::{Caller, InviteError};
+use crate::domain::{Caller, Identifier, InviteError};
 
 /// The caller's standing towards one invite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,17 +101,31 @@ impl Invite {
         if self.inviter_id != caller.user_id {
             return Err(InviteError::NotAdmin);
         }
-        let granted = caller
-            .grants
-            .iter()
-            .any(|grant| grant.covers(&self.target_type, &self.target_id, &self.role));
-        if policy == CreatePolicy::Grants && !granted {
-            return Err(InviteError::NotGranted);
-        }
+        self.ensure_granted(caller, policy, &self.role)?;
         if !self.is_open_link() && self.invitee.includes(caller) {
             return Err(InviteError::SelfInvite);
         }
         Ok(())
+    }
+
+    /// Under the `grants` policy, a caller that is not an admin acts on an
+    /// invite only while its grants cover the target and `role`: at creation,
+    /// and again at each update and resend, so that neither hands out a role
+    /// (or a new token for one) that no grant covers, or no longer does.
+    pub(super) fn ensure_granted(
+        &self,
+        caller: &Caller,
+        policy: CreatePolicy,
+        role: &Identifier,
+    ) -> Result<(), InviteError> {
+        let granted = caller
+            .grants
+            .iter()
+            .any(|grant| grant.covers(&self.target_type, &self.target_id, role));
+        match policy {
+            CreatePolicy::Grants if !caller.is_admin && !granted => Err(InviteError::NotGranted),
+            _ => Ok(()),
+        }
     }
 
     /// Nobody but an admin accepts an invite or link they created: an

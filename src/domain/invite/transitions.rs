@@ -167,6 +167,7 @@ impl Invite {
             InviteStatus::Pending | InviteStatus::Expired => {}
             _ => return Err(InviteError::NotPending),
         }
+        self.ensure_granted(caller, policy.create, &self.role)?;
         // A resend without a ttl is a nudge: it never cuts short the time
         // the invitee already had. A ttl asks for exactly that expiry.
         let expires_at = if asked_ttl {
@@ -227,7 +228,9 @@ impl Invite {
             check_metadata(metadata.as_ref(), &mut bad);
         }
         bad.into_result()?;
-        if let Some(Some(role)) = role {
+        let role = role.flatten();
+        self.ensure_granted(caller, policy.create, role.as_ref().unwrap_or(&self.role))?;
+        if let Some(role) = role {
             self.role = role;
         }
         self.expires_at = expires_at;

@@ -207,3 +207,30 @@ fn a_resend_without_ttl_never_moves_expiry_earlier() {
         .unwrap();
     assert_eq!(invite.expires_at, now() + Duration::days(1));
 }
+
+#[test]
+fn an_update_or_resend_never_hands_out_a_role_no_grant_covers() {
+    let members = granted("alice", &["organization/org-1=member"]);
+    let mut invite = create_as(&members, draft(DraftInvitee::UserId("bob".into()))).unwrap();
+    let to_owner = Patch {
+        role: Some("owner".into()),
+        ..Default::default()
+    };
+    let etag = invite.etag();
+    let before = invite.clone();
+    let refused = invite.update(&members, &etag, to_owner.clone(), &policy(), now());
+    assert_eq!(refused, Err(InviteError::NotGranted));
+    assert_eq!(invite, before, "nothing changed");
+    assert!(
+        invite
+            .update(&admin(), &etag, to_owner, &policy(), now())
+            .is_ok()
+    );
+
+    // A grant taken away since: the inviter can no longer revive the invite.
+    let mut invite = create_as(&members, draft(DraftInvitee::UserId("carol".into()))).unwrap();
+    let demoted = granted("alice", &[]);
+    let refused = invite.resend(&demoted, None, &policy(), now());
+    assert_eq!(refused, Err(InviteError::NotGranted));
+    assert!(invite.resend(&members, None, &policy(), now()).is_ok());
+}
