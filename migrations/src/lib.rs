@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_invites;
 mod m20261123_000002_create_invite_events;
 mod m20261123_000003_create_idempotency_keys;
+mod m20261124_000001_index_unpublished_events_by_invite;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_invites::Migration),
             Box::new(m20261123_000002_create_invite_events::Migration),
             Box::new(m20261123_000003_create_idempotency_keys::Migration),
+            Box::new(m20261124_000001_index_unpublished_events_by_invite::Migration),
         ]
     }
 }

@@ -7,13 +7,14 @@
 //!   rows with SKIP LOCKED reorder them; "id greater than the last seen"
 //!   skips rows whose transactions commit out of order. Reading "unpublished,
 //!   by position" every batch does neither.
-//! - A batch is sent in one burst, at most one event per invite, and the
-//!   confirmed events are stamped. A failure leaves the rest for the next try,
+//! - A batch is sent in one burst: the head of each invite's backlog (its
+//!   oldest unpublished event), so one invite with thousands of queued events
+//!   holds back only itself. The confirmed events are stamped. A failure leaves the rest for the next try,
 //!   so an event may be published twice (at-least-once), never lost, never
 //!   overtaken by a later event of its invite; a consumer tells a redelivery
 //!   by its `sequence`.
 
-use std::{collections::HashSet, time::Duration};
+use std::time::Duration;
 
 use chrono::Utc;
 use prost::Message as _;
@@ -29,6 +30,7 @@ use crate::{
     store::{self, Store, StoredEvent},
 };
 
+/// At most this many invites' heads per batch.
 const BATCH_SIZE: u64 = 200;
 /// Catches events committed by other replicas, whose wake-ups go elsewhere.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -168,12 +170,13 @@ impl Relay {
     }
 }
 
-/// Reads the oldest unpublished events, publishes them, stamps the confirmed.
+/// Reads each invite's oldest unpublished event, publishes them, stamps the
+/// confirmed.
 async fn publish_from(
     conn: &impl ConnectionTrait,
     publisher: &Publisher,
 ) -> Result<Batch, RelayError> {
-    let events = store::unpublished_events(conn, BATCH_SIZE).await?;
+    let events = store::unpublished_heads(conn, BATCH_SIZE).await?;
     let (published, failure) = publish(publisher, events).await;
     store::mark_published(conn, &published, Utc::now()).await?;
     match failure {
@@ -186,18 +189,17 @@ async fn publish_from(
 /// positions to stamp (confirmed, or impossible to publish) and the first
 /// broker failure.
 ///
-/// Only an invite's oldest unpublished event goes in a burst: should the
-/// broker refuse it, a later event of the same invite must not overtake it.
-/// The next batch carries the next one.
+/// Only an invite's head goes in a burst: should the broker refuse it, a
+/// later event of the same invite must not overtake it. The next batch
+/// carries the next one.
 async fn publish(
     publisher: &Publisher,
     events: Vec<StoredEvent>,
 ) -> (Vec<i64>, Option<BrokerError>) {
-    let mut seen_invites = HashSet::new();
     let mut done = Vec::with_capacity(events.len());
     let mut in_flight = Vec::with_capacity(events.len());
     let mut failure = None;
-    for event in events.iter().filter(|e| seen_invites.insert(e.invite_id)) {
+    for event in &events {
         let (routing_key, body) = match (routing_key(event), message_body(event)) {
             (Ok(key), Ok(body)) => (key, body),
             (Err(err), _) | (_, Err(err)) => {

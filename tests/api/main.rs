@@ -14,5 +14,6 @@ mod lifecycle;
 mod links;
 mod listing;
 mod passcodes;
+mod relay;
 mod resilience;
 mod serving;
