@@ -1,17 +1,23 @@
-//! The relay under stress: one invite's long backlog.
+//! The relay under stress: one invite's long backlog, a consumer queue that
+//! refuses messages, a broker that stops answering.
 
 mod fixtures;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use invite_service::domain::EventKind;
+use lapin::types::FieldTable;
 use uuid::Uuid;
 
 use crate::helpers::*;
 use crate::on_both_databases;
-use fixtures::{RawEvent, insert_events};
+use fixtures::{Link, Queue, RawEvent, insert_events};
 
-on_both_databases!(one_invites_backlog_does_not_hold_back_another_invites_event,);
+on_both_databases!(
+    one_invites_backlog_does_not_hold_back_another_invites_event,
+    a_refused_event_is_retried_on_the_same_connection_every_few_seconds,
+    a_broker_that_stops_answering_costs_one_timeout_per_batch_not_one_per_event,
+);
 
 async fn one_invites_backlog_does_not_hold_back_another_invites_event(db: Db) {
     const BACKLOG: i64 = 1000;
@@ -53,6 +59,78 @@ async fn one_invites_backlog_does_not_hold_back_another_invites_event(db: Db) {
     );
     events.assert_no_more(Duration::from_millis(500)).await;
     events.delete_exchange().await;
+    app.stop().await;
+}
+
+async fn a_refused_event_is_retried_on_the_same_connection_every_few_seconds(db: Db) {
+    let link = Link::up().await;
+    let mut options = Options::fresh(db).await;
+    options.amqp_url = link.amqp_url();
+    let full = Queue::full(&options.exchange).await;
+    // Every copy the broker routes reaches this queue too, even when the full
+    // one refuses it: it shows each attempt of the relay.
+    let mut attempts = Events::bind(&options.exchange).await;
+    let app = TestApp::start(options).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    let (invite, _) = create(&mut client, email_invite("org-1", "b@example.org"), &alice).await;
+
+    // Long enough for a backoff to reach its cap and stay there.
+    let first = Instant::now();
+    while first.elapsed() < Duration::from_secs(16) {
+        let retried = tokio::time::timeout(Duration::from_secs(10), attempts.next())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "refused, and not retried within 10 s ({:?} in)",
+                    first.elapsed()
+                )
+            });
+        assert_eq!(invite_id(&retried), invite.id);
+    }
+    full.drain_filler().await;
+    let delivered = full.next_within(Duration::from_secs(10)).await;
+
+    assert_eq!(delivered.invite.unwrap().id, invite.id);
+    assert_eq!(link.accepted(), 1, "the relay kept its one connection");
+    full.close().await;
+    attempts.delete_exchange().await;
+    app.stop().await;
+}
+
+async fn a_broker_that_stops_answering_costs_one_timeout_per_batch_not_one_per_event(db: Db) {
+    let link = Link::up().await;
+    let mut options = Options::fresh(db).await;
+    options.amqp_url = link.amqp_url();
+    let queue = Queue::bind(&options.exchange, FieldTable::default()).await;
+    let app = TestApp::start(options).await;
+    let warm_up = Uuid::now_v7();
+    insert_events(
+        &app.database_url,
+        vec![RawEvent::new(warm_up, 1, EventKind::Created)],
+    )
+    .await;
+    let connected = queue.next_within(Duration::from_secs(15)).await;
+    assert_eq!(connected.invite.unwrap().id, warm_up.to_string());
+    let invites: Vec<_> = (0..5).map(|_| Uuid::now_v7()).collect();
+
+    link.hang_open_connections();
+    let batch = invites
+        .iter()
+        .map(|&invite| RawEvent::new(invite, 1, EventKind::Created))
+        .collect();
+    insert_events(&app.database_url, batch).await;
+
+    // One broker timeout (10 s) and a reconnect; not one timeout per event.
+    let mut delivered = Vec::new();
+    for _ in &invites {
+        let event = queue.next_within(Duration::from_secs(30)).await;
+        delivered.push(event.invite.unwrap().id);
+    }
+    let written: Vec<_> = invites.iter().map(Uuid::to_string).collect();
+    assert_eq!(delivered, written);
+    assert_eq!(link.accepted(), 2, "one reconnect");
+    queue.close().await;
     app.stop().await;
 }
 
