@@ -1,10 +1,13 @@
 //! One relay batch: the head event of each invite's backlog, sent in one
 //! burst, confirmed under one deadline, stamped once the broker took it.
 
+use std::collections::HashSet;
+
 use chrono::Utc;
 use prost::Message as _;
 use sea_orm::ConnectionTrait;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::{
     broker::{BROKER_TIMEOUT, BrokerError, Confirmed, Message, Publisher},
@@ -34,30 +37,51 @@ pub(super) struct Outcome {
     pub refused: usize,
 }
 
+/// The events this process found impossible to publish: reported loudly
+/// once each, then passed over quietly at every batch until an operator
+/// repairs or deletes the row.
+#[derive(Default)]
+pub(super) struct Undeliverable(HashSet<Uuid>);
+
+impl Undeliverable {
+    fn report(&mut self, event: &StoredEvent, err: &StoreError) {
+        if !self.0.insert(event.id) {
+            tracing::debug!(event_id = %event.id, "an undeliverable outbox event is still waiting");
+            return;
+        }
+        // The place for a counter of undeliverable events (and an alert on
+        // it): each one holds back its invite's later events.
+        tracing::error!(
+            event_id = %event.id,
+            invite_id = %event.invite_id,
+            position = event.position,
+            error = format!("{err:#}"),
+            "an outbox event cannot be published: it stays unpublished, and its invite's \
+             later events wait behind it, until an operator repairs or deletes the row"
+        );
+    }
+}
+
 /// Reads each invite's oldest unpublished event, publishes them, stamps the
 /// ones the broker took. Only an invite's head goes in a batch: should the
 /// broker refuse it, a later event of the same invite must not overtake it.
 pub(super) async fn publish_from(
     conn: &impl ConnectionTrait,
     publisher: &Publisher,
+    undeliverable: &mut Undeliverable,
 ) -> Result<Outcome, RelayError> {
     let heads = store::unpublished_heads(conn, BATCH_SIZE).await?;
-    let mut skipped = Vec::new();
     let outgoing = heads
         .iter()
         .filter_map(|event| match Outgoing::of(event) {
             Ok(outgoing) => Some(outgoing),
             Err(err) => {
-                // Written by this service, so this is a bug: holding every
-                // later event back would not fix it.
-                tracing::error!(event_id = %event.id, error = format!("{err:#}"), "an outbox event cannot be published; skipped");
-                skipped.push(event.position);
+                undeliverable.report(event, &err);
                 None
             }
         })
         .collect();
-    let mut sent = publish(publisher, outgoing).await;
-    sent.taken.extend(skipped);
+    let sent = publish(publisher, outgoing).await;
     store::mark_published(conn, &sent.taken, Utc::now()).await?;
     match sent.failure {
         Some(err) => Err(err.into()),
@@ -78,6 +102,8 @@ struct Outgoing {
 }
 
 impl Outgoing {
+    /// Fails for a row this service could not have written: a bug or a hand
+    /// edit, which publishing or skipping would both hide.
     fn of(event: &StoredEvent) -> Result<Self, StoreError> {
         Ok(Self {
             position: event.position,
@@ -155,13 +181,14 @@ fn routing_key(event: &StoredEvent) -> Result<String, StoreError> {
 }
 
 /// The stored body, with the token put back for the events that carry one.
+/// Every body is decoded, so that a consumer never receives one it cannot read.
 fn message_body(event: &StoredEvent) -> Result<Vec<u8>, StoreError> {
-    let Some(token) = &event.token else {
-        return Ok(event.payload.clone());
-    };
     let mut body = pb::InviteEvent::decode(event.payload.as_slice()).map_err(|err| {
         StoreError::Internal(anyhow::Error::new(err).context(format!("event {} payload", event.id)))
     })?;
+    let Some(token) = &event.token else {
+        return Ok(event.payload.clone());
+    };
     body.token = token.clone();
     Ok(body.encode_to_vec())
 }

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use super::{
     RelayWakeup,
-    batch::{self, Outcome, RelayError},
+    batch::{self, Outcome, RelayError, Undeliverable},
     retry::{Backoff, RECONNECT, REOFFER, Refusals},
 };
 use crate::{broker::Publisher, error::Error as StoreError, store::Store};
@@ -62,6 +62,7 @@ struct State {
     reconnect: Backoff,
     reoffer: Backoff,
     refusals: Refusals,
+    undeliverable: Undeliverable,
 }
 
 impl Relay {
@@ -87,13 +88,14 @@ impl Relay {
             reconnect: Backoff::new(RECONNECT),
             reoffer: Backoff::new(REOFFER),
             refusals: Refusals::default(),
+            undeliverable: Undeliverable::default(),
         };
         while !*stop.borrow() {
             let next = self.step(&mut state).await;
             self.pause(&mut stop, next).await;
         }
         if let Some(connected) = state.publisher.take() {
-            self.flush(&connected).await;
+            self.flush(&connected, &mut state.undeliverable).await;
             connected.close().await;
         }
     }
@@ -106,7 +108,10 @@ impl Relay {
         let Some(publisher) = &state.publisher else {
             return Next::Now;
         };
-        match self.publish_batch(publisher).await {
+        match self
+            .publish_batch(publisher, &mut state.undeliverable)
+            .await
+        {
             Ok(Batch::Done(outcome)) => {
                 state.reconnect.reset();
                 state.after(outcome)
@@ -153,9 +158,9 @@ impl Relay {
     }
 
     /// Publishes until the outbox is empty or publishing fails.
-    async fn flush(&self, publisher: &Publisher) {
+    async fn flush(&self, publisher: &Publisher, undeliverable: &mut Undeliverable) {
         loop {
-            match self.publish_batch(publisher).await {
+            match self.publish_batch(publisher, undeliverable).await {
                 Ok(Batch::Done(outcome)) if outcome.published > 0 => continue,
                 Ok(_) => return,
                 Err(err) => {
@@ -185,16 +190,22 @@ impl Relay {
     /// One batch: on PostgreSQL inside a transaction that holds the relay
     /// lock; on SQLite (one process) without one, so that the only connection
     /// is not held while RabbitMQ takes its time.
-    async fn publish_batch(&self, publisher: &Publisher) -> Result<Batch, RelayError> {
+    async fn publish_batch(
+        &self,
+        publisher: &Publisher,
+        undeliverable: &mut Undeliverable,
+    ) -> Result<Batch, RelayError> {
         if self.store.backend() != DbBackend::Postgres {
             let conn = self.store.conn()?;
-            return Ok(Batch::Done(batch::publish_from(conn, publisher).await?));
+            return Ok(Batch::Done(
+                batch::publish_from(conn, publisher, undeliverable).await?,
+            ));
         }
         let txn = self.store.begin().await?;
         if !crate::store::try_lead_relay(&txn).await? {
             return Ok(Batch::OtherReplicaLeads);
         }
-        let outcome = batch::publish_from(&txn, publisher).await;
+        let outcome = batch::publish_from(&txn, publisher, undeliverable).await;
         if let Err(RelayError::Store(_)) = outcome {
             return outcome.map(Batch::Done); // rolled back: nothing was stamped
         }

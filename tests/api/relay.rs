@@ -1,12 +1,14 @@
 //! The relay under stress: one invite's long backlog, a consumer queue that
-//! refuses messages, a broker that stops answering.
+//! refuses messages, a broker that stops answering, an outbox row that
+//! cannot be published.
 
 mod fixtures;
 
 use std::time::{Duration, Instant};
 
-use invite_service::domain::EventKind;
+use invite_service::{domain::EventKind, store::entities::invite_event};
 use lapin::types::FieldTable;
+use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -17,6 +19,7 @@ on_both_databases!(
     one_invites_backlog_does_not_hold_back_another_invites_event,
     a_refused_event_is_retried_on_the_same_connection_every_few_seconds,
     a_broker_that_stops_answering_costs_one_timeout_per_batch_not_one_per_event,
+    an_undecodable_event_stays_unpublished_and_holds_back_only_its_own_invite,
 );
 
 async fn one_invites_backlog_does_not_hold_back_another_invites_event(db: Db) {
@@ -132,6 +135,53 @@ async fn a_broker_that_stops_answering_costs_one_timeout_per_batch_not_one_per_e
     assert_eq!(link.accepted(), 2, "one reconnect");
     queue.close().await;
     app.stop().await;
+}
+
+async fn an_undecodable_event_stays_unpublished_and_holds_back_only_its_own_invite(db: Db) {
+    let app = spawn_app(db).await;
+    let mut events = Events::bind(&app.exchange).await;
+    let (broken, garbled, healthy) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let undecodable = RawEvent::new(broken, 1, EventKind::Created)
+        .with_payload(b"\xff\xff\xff not an InviteEvent")
+        .with_token("a-token-to-send");
+    let after_it = RawEvent::new(broken, 2, EventKind::Revoked);
+    let without_token = RawEvent::new(garbled, 1, EventKind::Created).with_payload(b"\xff");
+    let held = [
+        (undecodable.id, "the undecodable event"),
+        (after_it.id, "the event after it"),
+        (without_token.id, "an undecodable event without a token"),
+    ];
+    let healthy_event = RawEvent::new(healthy, 1, EventKind::Created);
+    let queued = vec![undecodable, after_it, without_token, healthy_event];
+    insert_events(&app.database_url, queued).await;
+
+    assert_eq!(invite_id(&events.next().await), healthy.to_string());
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    let (later, _) = create(&mut client, email_invite("org-1", "c@example.org"), &alice).await;
+    assert_eq!(
+        invite_id(&events.next().await),
+        later.id,
+        "the broken invite's next event waits behind the undecodable one"
+    );
+    assert_unpublished(&app.database_url, &held).await;
+    events.assert_no_more(Duration::from_millis(500)).await;
+    events.delete_exchange().await;
+    app.stop().await;
+}
+
+async fn assert_unpublished(database_url: &str, events: &[(Uuid, &str)]) {
+    let db = Database::connect(database_url).await.unwrap();
+    for (id, what) in events {
+        let row = invite_event::Entity::find()
+            .filter(invite_event::Column::Id.eq(*id))
+            .one(&db)
+            .await
+            .unwrap()
+            .expect("the row is kept");
+        assert_eq!(row.published_at, None, "{what} is not stamped as published");
+    }
+    db.close().await.ok();
 }
 
 fn invite_id(received: &Received) -> String {

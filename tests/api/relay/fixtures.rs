@@ -58,6 +58,16 @@ impl RawEvent {
         }
     }
 
+    pub fn with_payload(mut self, payload: &[u8]) -> Self {
+        self.payload = payload.to_vec();
+        self
+    }
+
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
     fn row(self) -> invite_event::ActiveModel {
         invite_event::ActiveModel {
             id: Set(self.id),
