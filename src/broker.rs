@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
     PublisherConfirm,
@@ -23,8 +25,6 @@ pub enum BrokerError {
     Amqp(#[from] lapin::Error),
     #[error("RabbitMQ did not answer within {0:?}")]
     Timeout(Duration),
-    #[error("RabbitMQ refused the message (nack)")]
-    Nacked,
 }
 
 async fn bounded<T>(call: impl Future<Output = Result<T, lapin::Error>>) -> Result<T, BrokerError> {
@@ -60,6 +60,15 @@ pub struct Publisher {
     connection: Connection,
     channel: Channel,
     exchange: String,
+}
+
+/// The broker's answer to one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    /// Acked: the broker has it (or routed it nowhere, see `confirmed`).
+    Taken,
+    /// Nacked: a queue it was routed to refused it, typically because it is full.
+    Refused,
 }
 
 /// One event as it goes on the wire.
@@ -111,25 +120,34 @@ impl Publisher {
         .await
     }
 
-    /// Waits for one confirm. An ack with a returned message (312 NO_ROUTE)
-    /// means no queue is bound for that routing key: the broker has taken the
-    /// message and routed it nowhere. That counts as published: a topic
-    /// exchange's consumers choose their keys, and one key nobody binds must
-    /// not hold every later event back. It is logged, so it is not silent.
+    /// Waits for one confirm until `deadline`, which a whole batch shares:
+    /// a broker that stopped answering costs one timeout, not one per message.
+    ///
+    /// An ack with a returned message (312 NO_ROUTE) means no queue is bound
+    /// for that routing key: the broker has taken the message and routed it
+    /// nowhere. That counts as published: a topic exchange's consumers choose
+    /// their keys, and one key nobody binds must not hold every later event
+    /// back. It is logged, so it is not silent. A nack (a full queue with
+    /// `x-overflow=reject-publish`) refuses this message only: the channel
+    /// stays usable, so it is an answer, not an error.
     pub async fn confirmed(
         confirm: PublisherConfirm,
         routing_key: &str,
-    ) -> Result<(), BrokerError> {
-        match bounded(confirm).await? {
-            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+        deadline: Instant,
+    ) -> Result<Confirmed, BrokerError> {
+        let answer = tokio::time::timeout_at(deadline, confirm)
+            .await
+            .map_err(|_| BrokerError::Timeout(BROKER_TIMEOUT))??;
+        match answer {
+            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(Confirmed::Taken),
             Confirmation::Ack(Some(_returned)) => {
                 tracing::debug!(
                     routing_key,
                     "no queue is bound for this event's routing key"
                 );
-                Ok(())
+                Ok(Confirmed::Taken)
             }
-            Confirmation::Nack(_) => Err(BrokerError::Nacked),
+            Confirmation::Nack(_) => Ok(Confirmed::Refused),
         }
     }
 

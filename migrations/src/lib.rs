@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_invites;
 mod m20261123_000002_create_invite_events;
 mod m20261123_000003_create_idempotency_keys;
+mod m20261124_000001_index_unpublished_events_by_invite;
 mod m20261124_000002_count_passcode_failures_per_caller;
 
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_invites::Migration),
             Box::new(m20261123_000002_create_invite_events::Migration),
             Box::new(m20261123_000003_create_idempotency_keys::Migration),
+            Box::new(m20261124_000001_index_unpublished_events_by_invite::Migration),
             Box::new(m20261124_000002_count_passcode_failures_per_caller::Migration),
         ]
     }

@@ -1,7 +1,9 @@
 //! The transactional outbox: a use case writes its event in the transaction
 //! that changes the invite; the relay publishes it once committed.
 
+mod batch;
 pub mod relay;
+mod retry;
 
 use std::sync::Arc;
 

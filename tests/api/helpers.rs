@@ -688,3 +688,24 @@ impl TestApp {
         }
     }
 }
+
+/// Waits until the relay has stamped every event as published: until then a
+/// broker cut may lose a confirm, and the event is rightly published again.
+pub async fn wait_until_outbox_is_empty(database_url: &str) {
+    use invite_service::store::entities::invite_event;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let db = Database::connect(database_url).await.unwrap();
+    for _ in 0..200 {
+        let waiting = invite_event::Entity::find()
+            .filter(invite_event::Column::PublishedAt.is_null())
+            .count(&db)
+            .await
+            .unwrap();
+        if waiting == 0 {
+            db.close().await.ok();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the outbox was not empty within 10 s");
+}

@@ -17,6 +17,7 @@ mod listing;
 mod malformed;
 mod passcodes;
 mod pool_health;
+mod relay;
 mod resilience;
 mod serving;
 mod tokens;

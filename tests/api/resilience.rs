@@ -125,6 +125,7 @@ async fn the_relay_reconnects_when_the_broker_comes_back_and_publishes_the_backl
     )
     .await;
     assert_eq!(events.next().await.routing_key, "invite.created");
+    wait_until_outbox_is_empty(&app.database_url).await;
 
     link.cut();
     let mut ids = Vec::new();

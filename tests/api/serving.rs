@@ -282,8 +282,11 @@ async fn two_replicas_starting_together_on_one_postgres_both_serve() {
         .await
         .unwrap();
     use migration::MigratorTrait as _;
-    let migrations = migration::Migrator::migrations().len();
-    assert_eq!(applied.len(), migrations, "each migration applied once");
+    assert_eq!(
+        applied.len(),
+        migration::Migrator::migrations().len(),
+        "each migration applied once"
+    );
     db.close().await.ok();
     first.stop().await;
     second.stop().await;
