@@ -1,0 +1,125 @@
+//! A queue of the test's own, bound to the test's exchange, to read what the server publishes.
+
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use invite_service::pb::{self};
+use lapin::{
+    Connection, ConnectionProperties,
+    options::{
+        BasicAckOptions, BasicConsumeOptions, ExchangeDeleteOptions, QueueBindOptions,
+        QueueDeclareOptions,
+    },
+    types::FieldTable,
+};
+use prost::Message as _;
+
+use super::*;
+
+/// One received message, decoded, with what the broker carried around it.
+pub struct Received {
+    pub routing_key: String,
+    pub event: pb::InviteEvent,
+    pub properties: lapin::BasicProperties,
+}
+
+/// A queue of the test's own, bound with `#` to the test's exchange.
+pub struct Events {
+    connection: Connection,
+    exchange: String,
+    consumer: lapin::Consumer,
+}
+
+impl Events {
+    pub async fn bind(exchange: &str) -> Self {
+        let url = amqp_url();
+        let connection = Connection::connect(&url, ConnectionProperties::default())
+            .await
+            .unwrap_or_else(|err| {
+                panic!("RabbitMQ is not reachable at {url} ({err}). Start it: rabbitmq-server -detached")
+            });
+        let channel = connection.create_channel().await.unwrap();
+        invite_service::broker::declare_exchange(&channel, exchange)
+            .await
+            .unwrap();
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                exchange.into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let consumer = channel
+            .basic_consume(
+                queue.name().clone(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        Self {
+            connection,
+            exchange: exchange.to_owned(),
+            consumer,
+        }
+    }
+
+    pub async fn next(&mut self) -> Received {
+        let delivery = tokio::time::timeout(Duration::from_secs(15), self.consumer.next())
+            .await
+            .expect("no event within 15 s")
+            .expect("the consumer ended")
+            .expect("a delivery");
+        delivery.ack(BasicAckOptions::default()).await.unwrap();
+        Received {
+            routing_key: delivery.routing_key.to_string(),
+            event: pb::InviteEvent::decode(delivery.data.as_slice()).expect("an InviteEvent body"),
+            properties: delivery.properties.clone(),
+        }
+    }
+
+    /// The next `n` events.
+    pub async fn take(&mut self, n: usize) -> Vec<Received> {
+        let mut received = Vec::with_capacity(n);
+        for _ in 0..n {
+            received.push(self.next().await);
+        }
+        received
+    }
+
+    /// Fails if anything else arrives within `quiet`.
+    pub async fn assert_no_more(&mut self, quiet: Duration) {
+        if let Ok(Some(Ok(delivery))) = tokio::time::timeout(quiet, self.consumer.next()).await {
+            panic!("unexpected event with routing key {}", delivery.routing_key);
+        }
+    }
+
+    /// Removes the test's exchange; its queue goes with the connection.
+    pub async fn delete_exchange(self) {
+        if let Ok(channel) = self.connection.create_channel().await {
+            let _ = channel
+                .exchange_delete(
+                    self.exchange.as_str().into(),
+                    ExchangeDeleteOptions::default(),
+                )
+                .await;
+        }
+        let _ = self.connection.close(200, "done".into()).await;
+    }
+}

@@ -1,0 +1,40 @@
+//! `spawn_app`: a real server on an ephemeral port, its own database (a fresh
+//! PostgreSQL database or a fresh SQLite file) and its own exchange, plus a
+//! queue bound to that exchange to read what it publishes.
+
+mod app;
+mod broker_link;
+mod database;
+mod events;
+mod requests;
+
+pub use app::*;
+pub use broker_link::*;
+pub use database::*;
+pub use events::*;
+pub use requests::*;
+
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per database from an `async fn name(db: Db)`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Db::Postgres).await
+            }
+        }
+    )*};
+}
