@@ -303,11 +303,31 @@ fn parse_create_policy(raw: &str) -> Result<CreatePolicy, String> {
     }
 }
 
+/// A custom claim's name; never a registered or identity claim, which mean
+/// something else (and would leave every caller without grants).
 fn parse_claim_name(raw: &str) -> Result<String, String> {
-    if (1..=256).contains(&raw.len()) && !raw.chars().any(char::is_control) {
-        Ok(raw.to_owned())
-    } else {
+    const TAKEN: [&str; 12] = [
+        "sub",
+        "exp",
+        "nbf",
+        "iat",
+        "iss",
+        "aud",
+        "jti",
+        "scope",
+        "email",
+        "email_verified",
+        "phone_number",
+        "phone_number_verified",
+    ];
+    if !(1..=256).contains(&raw.len()) || raw.chars().any(char::is_control) {
         Err("must be 1-256 characters without control characters".into())
+    } else if TAKEN.contains(&raw) {
+        Err(format!(
+            "must not be `{raw}`, a claim that already means something else"
+        ))
+    } else {
+        Ok(raw.to_owned())
     }
 }
 
@@ -335,6 +355,8 @@ mod tests {
         assert!(err.to_string().contains("--database-url"), "{err}");
         let err = Cli::try_parse_from(["invite-service", "--create-policy", "anyone"]).unwrap_err();
         assert!(err.to_string().contains("--create-policy"), "{err}");
+        let err = Cli::try_parse_from(["invite-service", "--grants-claim", "scope"]).unwrap_err();
+        assert!(err.to_string().contains("--grants-claim"), "{err}");
     }
 
     #[test]

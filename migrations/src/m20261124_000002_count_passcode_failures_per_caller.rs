@@ -1,5 +1,9 @@
 //! Wrong passcodes count per caller, not per invite: on an open link, one
 //! holder of the token could otherwise lock it for everyone.
+//!
+//! `invites.passcode_failures`, the per-invite count this replaces, stays:
+//! replicas of the previous release read and write it until they are all
+//! replaced, so it can only be dropped by a later migration.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -31,27 +35,10 @@ impl MigrationTrait for Migration {
                     )
                     .to_owned(),
             )
-            .await?;
-        // The per-invite count it replaces: kept, it would only mislead.
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Invites::Table)
-                    .drop_column(Invites::PasscodeFailures)
-                    .to_owned(),
-            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Invites::Table)
-                    .add_column(integer(Invites::PasscodeFailures).default(0))
-                    .to_owned(),
-            )
-            .await?;
         manager
             .drop_table(Table::drop().table(PasscodeFailures::Table).to_owned())
             .await
@@ -62,7 +49,6 @@ impl MigrationTrait for Migration {
 enum Invites {
     Table,
     Id,
-    PasscodeFailures,
 }
 
 #[derive(DeriveIden)]

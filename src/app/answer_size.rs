@@ -78,3 +78,29 @@ pub fn ensure_batch_fits(plan: &BatchPlan) -> Result<(), InviteError> {
     }
     Err(InviteError::Invalid(violations))
 }
+
+/// Refuses to replay a first answer that has grown past the budget since
+/// (its invites' metadata updated): the client could not read it.
+pub fn ensure_replay_fits(invites: &[(Invite, InviteToken)]) -> Result<(), InviteError> {
+    let total: usize = invites
+        .iter()
+        .map(|(invite, token)| {
+            let entry = pb::CreatedInvite {
+                invite: Some(invite.into()),
+                token: token.expose().to_owned(),
+            };
+            entry_len(entry.encoded_len())
+        })
+        .sum();
+    if total <= ANSWER_BUDGET {
+        return Ok(());
+    }
+    Err(InviteError::invalid(
+        "request_id",
+        format!(
+            "names a first answer that has grown to {total} bytes since (its invites were \
+             updated), over the {ANSWER_BUDGET} a gRPC client accepts: read the invites with \
+             ListInvites instead"
+        ),
+    ))
+}

@@ -44,7 +44,6 @@ impl Invites {
         {
             return first_invite(answer);
         }
-        self.limits.take_creates(caller, 1)?;
         let now = now();
         let passcode = (!passcode.is_empty()).then(|| Passcode::parse(passcode));
         let mut invite = match (
@@ -59,6 +58,8 @@ impl Invites {
             (created, _) => created?,
         };
         tracing::Span::current().record("invite_id", tracing::field::display(invite.id));
+        // Charged once the request is known good: a refused one costs nothing.
+        self.limits.take_creates(caller, 1)?;
         if let Some(Ok(passcode)) = passcode {
             invite.passcode_hash = Some(self.passcodes.hash(passcode).await?);
         }
@@ -94,10 +95,10 @@ impl Invites {
         {
             return Ok(answer);
         }
-        self.limits.take_creates(caller, emails.len())?;
         let now = now();
         let plan = plan_batch(draft, caller, now, &self.policy)?;
         answer_size::ensure_batch_fits(&plan)?;
+        self.limits.take_creates(caller, emails.len())?;
         self.write_created(Creation {
             rpc: BATCH_CREATE,
             caller,

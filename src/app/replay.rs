@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Created, Invites, idempotency::IdempotencyKey};
+use super::{Created, Invites, answer_size, idempotency::IdempotencyKey};
 use crate::{
     domain::{Caller, Invite, InviteError, InviteToken, Refusal, Refused},
     error::{Error, Result},
@@ -47,7 +47,16 @@ impl Invites {
         for (index, (id, sealed)) in ids.into_iter().zip(sealed).enumerate() {
             let token = key
                 .unseal(&self.seal, rpc, &caller.user_id, index, &sealed)
-                .ok_or_else(|| corrupt("sealed token"))?;
+                .ok_or_else(|| {
+                    // Sealed under another secret (the seal secret, or the
+                    // JWT secret it derives from, changed since): the caller
+                    // can act on that, unlike on INTERNAL.
+                    InviteError::invalid(
+                        "request_id",
+                        "names an answer this server can no longer open (its replay seal \
+                         secret changed since): send a new request_id",
+                    )
+                })?;
             // Deleted since: there is nothing left to return for it.
             if let Some(invite) = store::find_invite(conn, id).await? {
                 invites.push((invite, token));
@@ -66,6 +75,10 @@ impl Invites {
                 })
             })
             .collect::<Result<_>>()?;
+        answer_size::ensure_replay_fits(&invites)?;
+        // A replay writes nothing, but it reads every invite of the answer:
+        // it is charged like one create.
+        self.limits.take_creates(caller, 1)?;
         Ok(Some(Created { invites, refused }))
     }
 }

@@ -91,8 +91,14 @@ impl InviteError {
 pub struct Violations(Vec<FieldViolation>);
 
 impl Violations {
+    /// More than this many say nothing the first ones don't, and would make
+    /// the error itself too big (a mask of a million bad paths).
+    pub const MAX: usize = 50;
+
     pub fn add(&mut self, field: &str, description: impl Into<String>) {
-        self.0.push(FieldViolation::new(field, description));
+        if self.0.len() < Self::MAX {
+            self.0.push(FieldViolation::new(field, description));
+        }
     }
 
     /// Keeps the parsed value, or records why it was refused.
@@ -106,5 +112,36 @@ impl Violations {
         } else {
             Err(InviteError::Invalid(self.0))
         }
+    }
+}
+
+/// A caller's input, quoted for an error message and cut to a length that
+/// keeps the message small whatever was sent.
+pub fn quoted(raw: &str) -> String {
+    const SHOWN: usize = 64;
+    if raw.chars().count() <= SHOWN {
+        format!("{raw:?}")
+    } else {
+        let head: String = raw.chars().take(SHOWN).collect();
+        format!("{head:?}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_stay_small_whatever_the_input() {
+        let mut bad = Violations::default();
+        for _ in 0..10_000 {
+            bad.add("update_mask", quoted(&"x".repeat(1_000_000)));
+        }
+        let Err(InviteError::Invalid(violations)) = bad.into_result() else {
+            panic!("violations expected");
+        };
+        assert_eq!(violations.len(), Violations::MAX);
+        assert!(violations[0].description.len() < 100);
+        assert_eq!(quoted("short"), "\"short\"");
     }
 }

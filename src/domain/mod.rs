@@ -14,7 +14,7 @@ mod values;
 
 pub use batch::{BatchDraft, BatchPlan, MAX_EMAILS, Refusal, Refused, plan_batch};
 pub use caller::Caller;
-pub use error::{FieldViolation, InviteError, Violations};
+pub use error::{FieldViolation, InviteError, Violations, quoted};
 pub use event::EventKind;
 pub use grant::Grant;
 pub use invite::{

@@ -137,7 +137,7 @@ impl EmailDomain {
         let domain = raw.trim().trim_start_matches('@').to_ascii_lowercase();
         Email::parse(&format!("user@{domain}"))
             .map(|_| Self(domain))
-            .map_err(|_| format!("{raw:?} is not a valid email domain"))
+            .map_err(|_| format!("{} is not a valid email domain", super::error::quoted(raw)))
     }
 
     pub fn as_str(&self) -> &str {

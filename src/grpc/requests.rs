@@ -168,7 +168,8 @@ pub fn update_request(
             other => bad.add(
                 "update_mask",
                 format!(
-                    "{other:?} cannot be updated; the fields are {}",
+                    "{} cannot be updated; the fields are {}",
+                    crate::domain::quoted(other),
                     UPDATABLE.join(", ")
                 ),
             ),

@@ -89,6 +89,7 @@ pub(super) fn to_new_row(invite: &Invite, token: &TokenDigest) -> invite::Active
     row.invitee_key = Set(invite.invitee.key());
     row.allowed_email_domains = Set(serde_json::Value::from(domains));
     row.passcode_hash = Set(invite.passcode_hash.as_ref().map(|h| h.as_str().to_owned()));
+    row.passcode_failures = Set(0);
     row.token_hash = Set(token.as_str().to_owned());
     row.created_at = Set(invite.created_at);
     row

@@ -190,3 +190,74 @@ async fn concurrent_retries_with_one_key_all_get_the_first_answer(db: Db) {
     events.delete_exchange().await;
     app.stop().await;
 }
+
+/// A retry after the seal secret changed cannot get its token back: it is
+/// told to use a new request_id, not INTERNAL.
+#[tokio::test]
+async fn a_retry_the_server_can_no_longer_unseal_names_request_id() {
+    let mut options = Options::fresh(Db::Sqlite).await;
+    let seal = |secret: &str| vec!["--replay-seal-secret".to_owned(), secret.repeat(32)];
+    options.flags = seal("a");
+    let app = TestApp::start(options.clone()).await;
+    let alice = token("alice", None, false);
+    let mut client = app.client().await;
+    client
+        .create_invite(authed(keyed(KEY, "bob@example.org"), &alice))
+        .await
+        .unwrap();
+    app.stop().await;
+
+    options.flags = seal("b");
+    let app = TestApp::start(options).await;
+    let mut client = app.client().await;
+    let retry = client
+        .create_invite(authed(keyed(KEY, "bob@example.org"), &alice))
+        .await
+        .unwrap_err();
+
+    assert_eq!(retry.code(), Code::InvalidArgument, "{retry:?}");
+    assert_eq!(bad_fields(&retry), ["request_id"]);
+    app.stop().await;
+}
+
+/// A batch answered within 4 MiB whose invites then grew (metadata updated)
+/// is not replayed past what a client can read.
+#[tokio::test]
+async fn a_replay_that_grew_past_4_mib_is_refused_not_sent() {
+    let app = spawn_app(Db::Sqlite).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    let batch = pb::BatchCreateInvitesRequest {
+        target_type: "account_group".into(),
+        target_id: "grp-1".into(),
+        emails: (0..300).map(|n| format!("u{n}@example.org")).collect(),
+        request_id: KEY.into(),
+        ..Default::default()
+    };
+    let first = client
+        .batch_create_invites(authed(batch.clone(), &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    let big = pb::json_to_struct(&serde_json::json!({ "notes": "x".repeat(15_000) })).unwrap();
+    for created in first.created {
+        let mut invite = created.invite.unwrap();
+        invite.metadata = Some(big.clone());
+        let update = pb::UpdateInviteRequest {
+            invite: Some(invite),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["metadata".into()],
+            }),
+        };
+        client.update_invite(authed(update, &alice)).await.unwrap();
+    }
+
+    let replay = client
+        .batch_create_invites(authed(batch, &alice))
+        .await
+        .unwrap_err();
+
+    assert_eq!(replay.code(), Code::InvalidArgument, "{replay:?}");
+    assert_eq!(bad_fields(&replay), ["request_id"]);
+    app.stop().await;
+}

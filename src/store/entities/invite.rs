@@ -20,6 +20,9 @@ pub struct Model {
     pub max_uses: i32,
     pub use_count: i32,
     pub passcode_hash: Option<String>,
+    /// The previous release's per-invite count of wrong passcodes: written
+    /// as 0 for new invites, never read (see `passcode_failures` table).
+    pub passcode_failures: i32,
     pub metadata: Option<Json>,
     pub token_hash: String,
     pub accepted_by: Option<String>,

@@ -85,22 +85,7 @@ impl TestApp {
 
     /// Starts without waiting for the database.
     pub async fn start_unready(options: &Options) -> Self {
-        init_logs();
-        let application = Application::build(settings(options))
-            .await
-            .expect("build the app");
-        let addr = application.local_addr();
-        let (stop, stopped) = oneshot::channel();
-        let server = tokio::spawn(application.run_until_stopped(async {
-            let _ = stopped.await;
-        }));
-        Self {
-            addr,
-            database_url: options.database_url.clone(),
-            exchange: options.exchange.clone(),
-            stop: Some(stop),
-            server: Some(server),
-        }
+        Self::start_unready_with(options, settings(options)).await
     }
 
     pub async fn channel(&self) -> Channel {
