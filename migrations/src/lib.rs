@@ -11,6 +11,7 @@ mod m20261123_000002_create_invite_events;
 mod m20261123_000003_create_idempotency_keys;
 mod m20261124_000001_index_unpublished_events_by_invite;
 mod m20261124_000002_count_passcode_failures_per_caller;
+mod m20261124_000003_fold_invitee_emails_as_ascii;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_create_idempotency_keys::Migration),
             Box::new(m20261124_000001_index_unpublished_events_by_invite::Migration),
             Box::new(m20261124_000002_count_passcode_failures_per_caller::Migration),
+            Box::new(m20261124_000003_fold_invitee_emails_as_ascii::Migration),
         ]
     }
 }

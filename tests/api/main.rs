@@ -15,6 +15,7 @@ mod lifecycle;
 mod links;
 mod listing;
 mod malformed;
+mod migrations;
 mod passcodes;
 mod pool_health;
 mod relay;
