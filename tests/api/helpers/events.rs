@@ -104,9 +104,16 @@ impl Events {
     }
 
     /// Fails if anything else arrives within `quiet`.
+    /// Only a wait that times out counts as quiet: a consumer that failed or
+    /// ended would hear nothing either, and must not pass for one.
     pub async fn assert_no_more(&mut self, quiet: Duration) {
-        if let Ok(Some(Ok(delivery))) = tokio::time::timeout(quiet, self.consumer.next()).await {
-            panic!("unexpected event with routing key {}", delivery.routing_key);
+        match tokio::time::timeout(quiet, self.consumer.next()).await {
+            Err(_quiet) => {}
+            Ok(Some(Ok(delivery))) => {
+                panic!("unexpected event with routing key {}", delivery.routing_key)
+            }
+            Ok(Some(Err(err))) => panic!("the consumer failed, which is not quiet: {err}"),
+            Ok(None) => panic!("the consumer ended: a dead consumer is not quiet"),
         }
     }
 
@@ -122,4 +129,13 @@ impl Events {
         }
         let _ = self.connection.close(200, "done".into()).await;
     }
+}
+
+#[tokio::test]
+#[should_panic(expected = "not quiet")]
+async fn a_dead_consumer_does_not_pass_for_a_quiet_one() {
+    let exchange = format!("invites-test-{}", uuid::Uuid::now_v7().simple());
+    let mut events = Events::bind(&exchange).await;
+    events.connection.close(200, "gone".into()).await.unwrap();
+    events.assert_no_more(Duration::from_secs(2)).await;
 }
