@@ -20,15 +20,14 @@ fn expiring_soon(email: &str) -> pb::CreateInviteRequest {
     request
 }
 
+/// The sweep runs once an hour here: only the accept-time check can refuse,
+/// and the invite is still PENDING afterwards, with no `invite.expired`.
 async fn accepting_after_expiry_fails_before_the_sweep_reaches_the_invite(db: Db) {
     let app = spawn_app(db).await;
+    let mut events = Events::bind(&app.exchange).await;
     let mut client = app.client().await;
-    let (_, link) = create(
-        &mut client,
-        expiring_soon("bob@example.org"),
-        &token("alice", None, false),
-    )
-    .await;
+    let alice = token("alice", None, false);
+    let (invite, link) = create(&mut client, expiring_soon("bob@example.org"), &alice).await;
     tokio::time::sleep(Duration::from_millis(2200)).await;
 
     let late = client
@@ -38,9 +37,27 @@ async fn accepting_after_expiry_fails_before_the_sweep_reaches_the_invite(db: Db
         ))
         .await
         .unwrap_err();
+    let after = client
+        .get_invite(authed(
+            pb::GetInviteRequest {
+                id: invite.id.clone(),
+            },
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
 
     assert_eq!(late.code(), Code::FailedPrecondition);
     assert_eq!(reason(&late), "INVITE_EXPIRED");
+    assert_eq!(
+        after.status(),
+        InviteStatus::Pending,
+        "not swept: the accept refused it"
+    );
+    assert_eq!(events.next().await.routing_key, "invite.created");
+    events.assert_no_more(Duration::from_millis(500)).await;
+    events.delete_exchange().await;
     app.stop().await;
 }
 
