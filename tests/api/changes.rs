@@ -12,6 +12,7 @@ on_both_databases!(
     an_update_with_the_current_etag_publishes_invite_updated,
     an_update_with_a_stale_etag_is_aborted,
     updating_an_invite_that_is_no_longer_pending_fails,
+    an_update_applies_every_masked_field_and_refuses_empty_masks_and_invitees,
 );
 
 async fn resending_replaces_the_token_moves_the_expiry_and_publishes_invite_resent(db: Db) {
@@ -184,5 +185,50 @@ async fn updating_an_invite_that_is_no_longer_pending_fails(db: Db) {
 
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert_eq!(reason(&refused), "INVITE_NOT_PENDING");
+    app.stop().await;
+}
+
+async fn an_update_applies_every_masked_field_and_refuses_empty_masks_and_invitees(db: Db) {
+    let app = spawn_app(db).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    let mut request = open_link("party-1", Some(5));
+    request.invite.as_mut().unwrap().starts_at = Some(timestamp_in(chrono::Duration::hours(1)));
+    let (link, _) = create(&mut client, request, &alice).await;
+    let mut changed = link.clone();
+    changed.role = "host".into();
+    changed.expires_at = Some(timestamp_in(chrono::Duration::days(3)));
+    changed.starts_at = None;
+    changed.max_uses = Some(9);
+    changed.metadata = pb::json_to_struct(&serde_json::json!({"table": 4}));
+    let every_field = ["role", "expires_at", "starts_at", "max_uses", "metadata"];
+
+    let updated = client
+        .update_invite(authed(update(changed.clone(), &every_field), &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    let empty_mask = client
+        .update_invite(authed(update(updated.clone(), &[]), &alice))
+        .await
+        .unwrap_err();
+    let mut readdressed = updated.clone();
+    readdressed.invitee = Some(pb::invite::Invitee::InviteeEmail("eve@example.org".into()));
+    let invitee = client
+        .update_invite(authed(update(readdressed, &["invitee_email"]), &alice))
+        .await
+        .unwrap_err();
+
+    let micros =
+        |t: &Option<prost_types::Timestamp>| t.as_ref().map(|t| (t.seconds, t.nanos / 1000));
+    assert_eq!(updated.role, "host");
+    assert_eq!(micros(&updated.expires_at), micros(&changed.expires_at));
+    assert_eq!(updated.starts_at, None, "in the mask but unset: cleared");
+    assert_eq!(updated.max_uses, Some(9));
+    assert_eq!(updated.metadata, changed.metadata);
+    for refused in [&empty_mask, &invitee] {
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert_eq!(bad_fields(refused), ["update_mask"]);
+    }
     app.stop().await;
 }
