@@ -72,3 +72,65 @@ async fn email_keys_written_with_unicode_folding_are_refolded_as_ascii(db: Db) {
     );
     conn.close().await.ok();
 }
+
+/// The schema as PostgreSQL describes it: tables, columns, indexes and the
+/// migrations recorded, to compare before and after.
+async fn schema_of(conn: &sea_orm::DatabaseConnection) -> Vec<String> {
+    use sea_orm::ConnectionTrait as _;
+    let mut described = Vec::new();
+    for sql in [
+        "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable \
+         FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1",
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1",
+        "SELECT version FROM seaql_migrations ORDER BY 1",
+    ] {
+        let rows = conn
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                sql,
+            ))
+            .await
+            .unwrap();
+        described.extend(
+            rows.iter()
+                .map(|row| row.try_get_by_index::<String>(0).unwrap()),
+        );
+    }
+    described
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_migrations_at_once_both_succeed_and_a_third_changes_nothing() {
+    use invite_service::store::Store;
+    let url = fresh_database(Db::Postgres).await;
+    let (first, second) = (
+        Store::open(&url).await.unwrap(),
+        Store::open(&url).await.unwrap(),
+    );
+
+    let (a, b) = tokio::join!(first.migrate(), second.migrate());
+    a.expect("the first replica migrates");
+    b.expect("the second waits for the first, then finds nothing to do");
+    let conn = Database::connect(&url).await.unwrap();
+    let migrated = schema_of(&conn).await;
+    first
+        .migrate()
+        .await
+        .expect("migrating a migrated database");
+    let again = schema_of(&conn).await;
+
+    assert!(
+        migrated
+            .iter()
+            .any(|line| line.starts_with("passcode_failures.")),
+        "the schema was read: {migrated:?}"
+    );
+    assert_eq!(migrated, again);
+    assert_eq!(
+        migrated.iter().filter(|l| l.starts_with("m2026")).count(),
+        Migrator::migrations().len()
+    );
+    conn.close().await.ok();
+    first.close().await;
+    second.close().await;
+}
