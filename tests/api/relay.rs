@@ -193,3 +193,51 @@ fn invite_id(received: &Received) -> String {
         .id
         .clone()
 }
+
+/// Nobody binds `invite.created` here: the broker routes it nowhere, and
+/// that must not hold back the `invite.accepted` events a consumer did bind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_bound_to_one_key_gets_its_events_while_other_keys_route_nowhere() {
+    let app = spawn_app(Db::Sqlite).await;
+    let mut accepted_only = Events::bind_to(&app.exchange, "invite.accepted").await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    let mut accepted = Vec::new();
+    for invitee in ["bob", "carol"] {
+        let email = format!("{invitee}@example.org");
+        let (invite, link) = create(&mut client, email_invite("org-1", &email), &alice).await;
+        client
+            .accept_invite(authed(
+                accept_by_token(link),
+                &token(invitee, Some(&email), false),
+            ))
+            .await
+            .unwrap();
+        accepted.push((invite.id, invitee));
+    }
+
+    let received = accepted_only.take(2).await;
+
+    let seen: Vec<_> = received
+        .iter()
+        .map(|r| {
+            let event = &r.event;
+            (
+                r.routing_key.as_str(),
+                event.invite.as_ref().unwrap().id.clone(),
+                event.actor_id.as_str(),
+                event.sequence,
+            )
+        })
+        .collect();
+    let expected: Vec<_> = accepted
+        .iter()
+        .map(|(id, invitee)| ("invite.accepted", id.clone(), *invitee, 2))
+        .collect();
+    assert_eq!(seen, expected);
+    accepted_only
+        .assert_no_more(Duration::from_millis(300))
+        .await;
+    accepted_only.delete_exchange().await;
+    app.stop().await;
+}

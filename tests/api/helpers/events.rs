@@ -32,6 +32,12 @@ pub struct Events {
 
 impl Events {
     pub async fn bind(exchange: &str) -> Self {
+        Self::bind_to(exchange, "#").await
+    }
+
+    /// A queue of the test's own bound with `binding` only, as a consumer
+    /// that cares for some routing keys binds.
+    pub async fn bind_to(exchange: &str, binding: &str) -> Self {
         let url = amqp_url();
         let connection = Connection::connect(&url, ConnectionProperties::default())
             .await
@@ -58,7 +64,7 @@ impl Events {
             .queue_bind(
                 queue.name().clone(),
                 exchange.into(),
-                "#".into(),
+                binding.into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
