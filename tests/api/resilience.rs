@@ -155,3 +155,51 @@ async fn the_relay_reconnects_when_the_broker_comes_back_and_publishes_the_backl
     events.delete_exchange().await;
     app.stop().await;
 }
+
+/// PostgreSQL lost after start-up, not only at it: health follows the
+/// database down and back up, and calls meanwhile say why they fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_postgres_after_start_is_not_serving_until_it_is_back() {
+    let mut options = Options::fresh(Db::Postgres).await;
+    let mut link = TcpLink::to_postgres_of(&options.database_url).await;
+    options.database_url = link.postgres_url(&options.database_url);
+    let app = TestApp::start(options).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    create(
+        &mut client,
+        email_invite("org-1", "bob@example.org"),
+        &alice,
+    )
+    .await;
+
+    link.cut();
+    wait_for_health(&app, ServingStatus::NotServing).await;
+    let refused = client
+        .create_invite(authed(email_invite("org-1", "carol@example.org"), &alice))
+        .await
+        .unwrap_err();
+    link.restore().await;
+    wait_for_health(&app, ServingStatus::Serving).await;
+    let after = client
+        .create_invite(authed(email_invite("org-1", "dave@example.org"), &alice))
+        .await;
+
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert_eq!(reason(&refused), "DATABASE_UNAVAILABLE");
+    assert!(
+        after.is_ok(),
+        "a create once the database is back: {after:?}"
+    );
+    app.stop().await;
+}
+
+async fn wait_for_health(app: &TestApp, wanted: ServingStatus) {
+    for _ in 0..300 {
+        if app.health().await == wanted {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("health did not become {wanted:?} within 30 s");
+}

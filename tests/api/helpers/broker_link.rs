@@ -1,4 +1,6 @@
-//! A test-owned TCP link in front of RabbitMQ, so a test can cut the broker and restore it.
+//! Test-owned TCP links in front of RabbitMQ and PostgreSQL, so a test can
+//! cut a service away from one server and restore it, without stopping the
+//! service other tests use.
 
 use tokio::task::JoinHandle;
 
@@ -7,25 +9,54 @@ pub fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
-/// A TCP forwarder to RabbitMQ that a test cuts and restores, to take the
-/// broker away from one service without stopping the broker other tests use.
-pub struct BrokerLink {
+/// A TCP forwarder that a test cuts and restores.
+pub struct TcpLink {
     port: u16,
+    /// `host:port` of the real service.
+    target: String,
     forwarding: Option<JoinHandle<()>>,
 }
 
-impl BrokerLink {
+/// The link in front of RabbitMQ.
+pub type BrokerLink = TcpLink;
+
+impl TcpLink {
+    /// A link to the RabbitMQ of `TEST_AMQP_URL`.
     pub async fn up() -> Self {
+        let broker: lapin::uri::AMQPUri = amqp_url().parse().expect("TEST_AMQP_URL");
+        Self::to(format!(
+            "{}:{}",
+            broker.authority.host, broker.authority.port
+        ))
+        .await
+    }
+
+    /// A link to the PostgreSQL that `database_url` names; see [`Self::postgres_url`].
+    pub async fn to_postgres_of(database_url: &str) -> Self {
+        Self::to(authority(database_url).to_owned()).await
+    }
+
+    async fn to(target: String) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         Self {
             port,
-            forwarding: Some(tokio::spawn(forward(listener))),
+            forwarding: Some(tokio::spawn(forward(listener, target.clone()))),
+            target,
         }
     }
 
     pub fn amqp_url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// `database_url` going through this link.
+    pub fn postgres_url(&self, database_url: &str) -> String {
+        database_url.replacen(
+            authority(database_url),
+            &format!("127.0.0.1:{}", self.port),
+            1,
+        )
     }
 
     /// Drops every forwarded connection and refuses new ones.
@@ -39,14 +70,21 @@ impl BrokerLink {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
             .await
             .unwrap();
-        self.forwarding = Some(tokio::spawn(forward(listener)));
+        self.forwarding = Some(tokio::spawn(forward(listener, self.target.clone())));
     }
 }
 
-/// Forwards each connection to the broker; aborting this task drops them all.
-async fn forward(listener: tokio::net::TcpListener) {
-    let broker: lapin::uri::AMQPUri = amqp_url().parse().expect("TEST_AMQP_URL");
-    let target = format!("{}:{}", broker.authority.host, broker.authority.port);
+/// `host:port` of a `scheme://user@host:port/db` URL.
+fn authority(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let after_user = after_scheme
+        .rsplit_once('@')
+        .map_or(after_scheme, |(_, rest)| rest);
+    after_user.split('/').next().unwrap_or(after_user)
+}
+
+/// Forwards each connection to the target; aborting this task drops them all.
+async fn forward(listener: tokio::net::TcpListener, target: String) {
     let mut connections = tokio::task::JoinSet::new();
     while let Ok((mut inbound, _)) = listener.accept().await {
         let target = target.clone();
