@@ -3,15 +3,15 @@
 //! queue bound to that exchange to read what it publishes.
 
 mod app;
-mod broker_link;
 mod database;
 mod events;
+mod links;
 mod requests;
 
 pub use app::*;
-pub use broker_link::*;
 pub use database::*;
 pub use events::*;
+pub use links::*;
 pub use requests::*;
 
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
