@@ -5,6 +5,7 @@ mod helpers;
 
 mod access;
 mod batch;
+mod boundary;
 mod bounds;
 mod changes;
 mod concurrency;
