@@ -31,6 +31,10 @@ pub enum AuthError {
     NotYetValid,
     #[error("the token is not valid: {0}")]
     Invalid(String),
+    #[error("the token's iss is missing or not the configured issuer")]
+    WrongIssuer,
+    #[error("the token's aud is missing or does not name the configured audience")]
+    WrongAudience,
     #[error("no signing key has the token's kid {0:?}; if it is new, retry shortly")]
     UnknownKey(String),
     #[error("the signing keys are not loaded yet; retry later")]
@@ -49,6 +53,8 @@ impl AuthError {
             Self::Expired => "TOKEN_EXPIRED",
             Self::NotYetValid => "TOKEN_NOT_YET_VALID",
             Self::Invalid(_) => "INVALID_TOKEN",
+            Self::WrongIssuer => "INVALID_ISSUER",
+            Self::WrongAudience => "INVALID_AUDIENCE",
             Self::UnknownKey(_) => "UNKNOWN_SIGNING_KEY",
             Self::KeysUnavailable => "SIGNING_KEYS_UNAVAILABLE",
             Self::BadSubject(_) => "INVALID_SUBJECT",
@@ -138,6 +144,12 @@ impl Authenticator {
             .map_err(|err| match err.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
                 ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+                ErrorKind::InvalidAudience => AuthError::WrongAudience,
+                ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => AuthError::WrongIssuer,
+                ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => {
+                    AuthError::WrongAudience
+                }
                 _ => AuthError::Invalid(err.to_string()),
             })?
             .claims;
@@ -339,6 +351,51 @@ mod tests {
         };
         let jwt = mint(SECRET, &request).unwrap();
         assert!(strict.authenticate(Some(&format!("Bearer {jwt}"))).is_ok());
+    }
+
+    #[test]
+    fn a_missing_or_wrong_issuer_or_audience_is_refused_naming_which() {
+        let strict = Authenticator::new(
+            VerifyingKey::Secret(SECRET.to_vec()),
+            Some("https://id.example"),
+            Some("invites"),
+        )
+        .unwrap();
+        let signed = |iss: Option<&str>, aud: Option<&str>| {
+            let claims = Claims {
+                iss: iss.map(str::to_owned),
+                aud: aud.map(|aud| serde_json::json!(aud)),
+                ..claims("alice")
+            };
+            let jwt = jsonwebtoken::encode(
+                &Header::default(),
+                &claims,
+                &EncodingKey::from_secret(SECRET),
+            )
+            .unwrap();
+            strict.authenticate(Some(&format!("Bearer {jwt}")))
+        };
+        for (iss, aud, refusal) in [
+            (None, Some("invites"), AuthError::WrongIssuer),
+            (Some("https://id.example"), None, AuthError::WrongAudience),
+            (
+                Some("https://other.example"),
+                Some("invites"),
+                AuthError::WrongIssuer,
+            ),
+            (
+                Some("https://id.example"),
+                Some("billing"),
+                AuthError::WrongAudience,
+            ),
+        ] {
+            assert_eq!(
+                signed(iss, aud).unwrap_err(),
+                refusal,
+                "iss {iss:?}, aud {aud:?}"
+            );
+        }
+        assert!(signed(Some("https://id.example"), Some("invites")).is_ok());
     }
 
     fn signed_with(algorithm: Algorithm, private_pem: &[u8]) -> String {
