@@ -20,6 +20,8 @@ use super::*;
 pub struct Received {
     pub routing_key: String,
     pub event: pb::InviteEvent,
+    /// The message body as the broker carried it, before decoding.
+    pub body: Vec<u8>,
     pub properties: lapin::BasicProperties,
 }
 
@@ -96,6 +98,7 @@ impl Events {
         Received {
             routing_key: delivery.routing_key.to_string(),
             event: pb::InviteEvent::decode(delivery.data.as_slice()).expect("an InviteEvent body"),
+            body: delivery.data.clone(),
             properties: delivery.properties.clone(),
         }
     }
