@@ -259,6 +259,17 @@ mod tests {
         Authenticator::new(VerifyingKey::Secret(SECRET.to_vec()), None, None).unwrap()
     }
 
+    /// `Bearer <JWT>` of these claims, HS256 under the test secret.
+    fn hs256(claims: &impl serde::Serialize) -> String {
+        let jwt = jsonwebtoken::encode(
+            &Header::default(),
+            claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        format!("Bearer {jwt}")
+    }
+
     #[test]
     fn a_minted_token_names_its_caller() {
         let caller = authenticator()
@@ -300,13 +311,8 @@ mod tests {
     #[test]
     fn a_sub_outside_the_id_rule_is_refused() {
         let claims = claims("has space");
-        let jwt = jsonwebtoken::encode(
-            &Header::default(),
-            &claims,
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap();
-        let result = authenticator().authenticate(Some(&format!("Bearer {jwt}")));
+        let header = hs256(&claims);
+        let result = authenticator().authenticate(Some(&header));
         assert!(matches!(result, Err(AuthError::BadSubject(_))));
     }
 
@@ -316,13 +322,8 @@ mod tests {
             exp: jsonwebtoken::get_current_timestamp() - 3600,
             ..claims("alice")
         };
-        let jwt = jsonwebtoken::encode(
-            &Header::default(),
-            &claims,
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap();
-        let result = authenticator().authenticate(Some(&format!("Bearer {jwt}")));
+        let header = hs256(&claims);
+        let result = authenticator().authenticate(Some(&header));
         assert_eq!(result.unwrap_err(), AuthError::Expired);
     }
 
@@ -367,13 +368,8 @@ mod tests {
                 aud: aud.map(|aud| serde_json::json!(aud)),
                 ..claims("alice")
             };
-            let jwt = jsonwebtoken::encode(
-                &Header::default(),
-                &claims,
-                &EncodingKey::from_secret(SECRET),
-            )
-            .unwrap();
-            strict.authenticate(Some(&format!("Bearer {jwt}")))
+            let header = hs256(&claims);
+            strict.authenticate(Some(&header))
         };
         for (iss, aud, refusal) in [
             (None, Some("invites"), AuthError::WrongIssuer),
@@ -420,18 +416,9 @@ mod tests {
             aud: Some(serde_json::json!(["account", "invites"])),
             ..claims("alice")
         };
-        let jwt = jsonwebtoken::encode(
-            &Header::default(),
-            &claims,
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap();
-        assert!(strict.authenticate(Some(&format!("Bearer {jwt}"))).is_ok());
-        assert!(
-            authenticator()
-                .authenticate(Some(&format!("Bearer {jwt}")))
-                .is_ok()
-        );
+        let header = hs256(&claims);
+        assert!(strict.authenticate(Some(&header)).is_ok());
+        assert!(authenticator().authenticate(Some(&header)).is_ok());
     }
 
     #[test]
@@ -470,13 +457,7 @@ mod tests {
             other: serde_json::from_value(other).unwrap(),
             ..claims("alice")
         };
-        let jwt = jsonwebtoken::encode(
-            &Header::default(),
-            &claims,
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap();
-        format!("Bearer {jwt}")
+        hs256(&claims)
     }
 
     #[test]
@@ -539,16 +520,6 @@ mod tests {
     fn a_public_key_that_is_not_pem_is_refused_at_start() {
         let result = Authenticator::new(VerifyingKey::PublicKeyPem(b"nope".to_vec()), None, None);
         assert!(result.is_err());
-    }
-
-    fn hs256(claims: &serde_json::Value) -> String {
-        let jwt = jsonwebtoken::encode(
-            &Header::default(),
-            claims,
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap();
-        format!("Bearer {jwt}")
     }
 
     #[test]
