@@ -24,6 +24,15 @@ pub fn invite_len(invite: &Invite) -> usize {
     entry_len(pb::Invite::from(invite).encoded_len())
 }
 
+/// An invite and its token's share of a BatchCreateInvitesResponse.
+fn created_len(invite: &Invite, token: &str) -> usize {
+    let entry = pb::CreatedInvite {
+        invite: Some(invite.into()),
+        token: token.to_owned(),
+    };
+    entry_len(entry.encoded_len())
+}
+
 /// Refuses a batch whose answer would pass the budget, naming what to shrink.
 /// Counted as if every planned invite were created: one found already
 /// invited at write time only makes the answer smaller.
@@ -33,13 +42,7 @@ pub fn ensure_batch_fits(plan: &BatchPlan) -> Result<(), InviteError> {
     let created: usize = plan
         .invites
         .iter()
-        .map(|(_, invite)| {
-            let entry = pb::CreatedInvite {
-                invite: Some(invite.into()),
-                token: token.clone(),
-            };
-            entry_len(entry.encoded_len())
-        })
+        .map(|(_, invite)| created_len(invite, &token))
         .sum();
     let refused: usize = plan
         .refused
@@ -84,13 +87,7 @@ pub fn ensure_batch_fits(plan: &BatchPlan) -> Result<(), InviteError> {
 pub fn ensure_replay_fits(invites: &[(Invite, InviteToken)]) -> Result<(), InviteError> {
     let total: usize = invites
         .iter()
-        .map(|(invite, token)| {
-            let entry = pb::CreatedInvite {
-                invite: Some(invite.into()),
-                token: token.expose().to_owned(),
-            };
-            entry_len(entry.encoded_len())
-        })
+        .map(|(invite, token)| created_len(invite, token.expose()))
         .sum();
     if total <= ANSWER_BUDGET {
         return Ok(());
