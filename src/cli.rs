@@ -1,5 +1,7 @@
 //! The subcommands besides `serve`.
 
+mod health;
+
 use std::io::Write as _;
 
 use anyhow::Context as _;
@@ -19,6 +21,8 @@ use crate::{
     pb,
     store::Store,
 };
+
+pub use health::probe as health;
 
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let store = Store::open(settings.database_url.expose()).await?;

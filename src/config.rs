@@ -57,6 +57,17 @@ pub enum Command {
         #[arg(long, default_value = "24h", value_parser = parse_positive_duration)]
         ttl: Duration,
     },
+    /// Ask the server at `--listen` whether it serves (gRPC health); exit 0
+    /// only when SERVING. For container health checks.
+    Health {
+        /// The health name: "" (the whole server, follows the database),
+        /// `invites.v1.InviteService` (the same), or `liveness`.
+        #[arg(long, default_value = "")]
+        service: String,
+        /// How long to wait for the answer.
+        #[arg(long, default_value = "3s", value_parser = parse_positive_duration)]
+        timeout: Duration,
+    },
     /// Watch the published events.
     Events {
         #[command(subcommand)]

@@ -37,6 +37,9 @@ async fn main() -> anyhow::Result<()> {
                 grants_claim: &settings.grants_claim,
             },
         ),
+        Command::Health { service, timeout } => {
+            cli::health(settings.listen, &service, timeout).await
+        }
         Command::Events {
             command: EventsCommand::Tail { binding },
         } => cli::events_tail(&settings, &binding).await,

@@ -15,10 +15,13 @@ use crate::{
     config::Settings,
     grpc::auth::Jwks,
     outbox::{RelayWakeup, relay::Relay},
+    pb::invite_service_server::SERVICE_NAME,
     store::Store,
 };
 
-const SERVICE_NAME: &str = "invites.v1.InviteService";
+/// Follows only the process: a liveness probe must not restart a replica
+/// because the database is down, which a restart would not mend.
+const LIVENESS: &str = "liveness";
 const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(super) struct Background {
@@ -44,6 +47,9 @@ impl Background {
     ) -> (Self, HealthServer<impl Health>) {
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::NotServing).await;
+        health
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
         let relay = Relay::new(
             store.clone(),
             settings.amqp_url.expose().to_owned(),
@@ -76,6 +82,9 @@ impl Background {
         }
         let _ = self.stop_sweeping.send(true);
         set_health(&self.health, ServingStatus::NotServing).await;
+        self.health
+            .set_service_status(LIVENESS, ServingStatus::NotServing)
+            .await;
         // Health Watch streams never end on their own and would hold the
         // drain to its timeout: after a moment in which checks and watchers
         // see NOT_SERVING, the statuses are dropped, which ends them.
@@ -84,6 +93,7 @@ impl Background {
             tokio::time::sleep((drain_timeout / 4).min(Duration::from_secs(2))).await;
             health.clear_service_status("").await;
             health.clear_service_status(SERVICE_NAME).await;
+            health.clear_service_status(LIVENESS).await;
         });
     }
 

@@ -19,6 +19,7 @@ mod malformed;
 mod migrations;
 mod passcodes;
 mod pool_health;
+mod probes;
 mod relay;
 mod resilience;
 mod serving;

@@ -175,6 +175,7 @@ async fn losing_postgres_after_start_is_not_serving_until_it_is_back() {
 
     link.cut();
     wait_for_health(&app, ServingStatus::NotServing).await;
+    let alive_while_cut = app.health_of("liveness").await;
     let refused = client
         .create_invite(authed(email_invite("org-1", "carol@example.org"), &alice))
         .await
@@ -187,6 +188,11 @@ async fn losing_postgres_after_start_is_not_serving_until_it_is_back() {
 
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     assert_eq!(reason(&refused), "DATABASE_UNAVAILABLE");
+    assert_eq!(
+        alive_while_cut,
+        ServingStatus::Serving,
+        "liveness never follows the database"
+    );
     assert!(
         after.is_ok(),
         "a create once the database is back: {after:?}"

@@ -246,6 +246,17 @@ async fn stopping_tells_health_watchers_not_serving_then_ends_their_streams() {
         .into_inner();
     let first = watch.next().await.unwrap().unwrap();
     assert_eq!(first.status(), ServingStatus::Serving);
+    let mut liveness = health
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: "liveness".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        liveness.next().await.unwrap().unwrap().status(),
+        ServingStatus::Serving
+    );
 
     // The README promises: watchers see NOT_SERVING, their streams end after
     // a quarter of the drain timeout (10 s here) but at most 2 s, and the
@@ -263,6 +274,16 @@ async fn stopping_tells_health_watchers_not_serving_then_ends_their_streams() {
         .await
         .expect("the watch stream ends soon after NOT_SERVING");
     assert!(end.is_none(), "the stream ends cleanly, not with {end:?}");
+    let dying = liveness.next().await.unwrap().unwrap();
+    assert_eq!(
+        dying.status(),
+        ServingStatus::NotServing,
+        "liveness turns only when shutdown starts"
+    );
+    let end = tokio::time::timeout(Duration::from_secs(5), liveness.next())
+        .await
+        .expect("the liveness stream ends too");
+    assert!(end.is_none(), "{end:?}");
     let took = tokio::time::timeout(Duration::from_secs(30), stopping)
         .await
         .expect("the server stops")

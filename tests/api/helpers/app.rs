@@ -100,11 +100,16 @@ impl TestApp {
         InviteServiceClient::new(self.channel().await)
     }
 
+    /// The whole server's health (`""`), which follows the database.
     pub async fn health(&self) -> ServingStatus {
+        self.health_of("").await
+    }
+
+    pub async fn health_of(&self, service: &str) -> ServingStatus {
         let mut health = HealthClient::new(self.channel().await);
         let response = health
             .check(HealthCheckRequest {
-                service: String::new(),
+                service: service.to_owned(),
             })
             .await
             .expect("health check");
