@@ -8,7 +8,7 @@ use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
     PublisherConfirm,
     options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
-    types::FieldTable,
+    types::{AMQPValue, FieldTable},
 };
 
 /// Every broker call is bounded: lapin can wait forever on a broker that is
@@ -65,8 +65,10 @@ pub struct Publisher {
 /// The broker's answer to one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Confirmed {
-    /// Acked: the broker has it (or routed it nowhere, see `confirmed`).
+    /// Acked: the broker has it.
     Taken,
+    /// Acked, but routed nowhere: no queue is bound for its key (see `confirmed`).
+    Unrouted,
     /// Nacked: a queue it was routed to refused it, typically because it is full.
     Refused,
 }
@@ -77,6 +79,27 @@ pub struct Message<'a> {
     pub message_id: &'a str,
     pub timestamp_secs: u64,
     pub body: &'a [u8],
+    /// Also in the body; as headers, a consumer can route, deduplicate or
+    /// order without decoding it.
+    pub invite_id: &'a str,
+    pub sequence: i64,
+    pub request_id: Option<&'a str>,
+}
+
+impl Message<'_> {
+    /// `invite_id`, `sequence`, `event_type` (the routing key) and, for an
+    /// event a call caused, `x-request-id`.
+    fn headers(&self) -> FieldTable {
+        let mut headers = FieldTable::default();
+        let text = |value: &str| AMQPValue::LongString(value.into());
+        headers.insert("invite_id".into(), text(self.invite_id));
+        headers.insert("sequence".into(), AMQPValue::LongLongInt(self.sequence));
+        headers.insert("event_type".into(), text(self.routing_key));
+        if let Some(request_id) = self.request_id {
+            headers.insert("x-request-id".into(), text(request_id));
+        }
+        headers
+    }
 }
 
 impl Publisher {
@@ -105,6 +128,7 @@ impl Publisher {
             .with_type(MESSAGE_TYPE.into())
             .with_app_id(APP_ID.into())
             .with_timestamp(message.timestamp_secs)
+            .with_headers(message.headers())
             .with_delivery_mode(2);
         let options = BasicPublishOptions {
             mandatory: true,
@@ -127,12 +151,11 @@ impl Publisher {
     /// for that routing key: the broker has taken the message and routed it
     /// nowhere. That counts as published: a topic exchange's consumers choose
     /// their keys, and one key nobody binds must not hold every later event
-    /// back. It is logged, so it is not silent. A nack (a full queue with
+    /// back. The relay logs it, so it is not silent. A nack (a full queue with
     /// `x-overflow=reject-publish`) refuses this message only: the channel
     /// stays usable, so it is an answer, not an error.
     pub async fn confirmed(
         confirm: PublisherConfirm,
-        routing_key: &str,
         deadline: Instant,
     ) -> Result<Confirmed, BrokerError> {
         let answer = tokio::time::timeout_at(deadline, confirm)
@@ -140,13 +163,7 @@ impl Publisher {
             .map_err(|_| BrokerError::Timeout(BROKER_TIMEOUT))??;
         match answer {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(Confirmed::Taken),
-            Confirmation::Ack(Some(_returned)) => {
-                tracing::debug!(
-                    routing_key,
-                    "no queue is bound for this event's routing key"
-                );
-                Ok(Confirmed::Taken)
-            }
+            Confirmation::Ack(Some(_returned)) => Ok(Confirmed::Unrouted),
             Confirmation::Nack(_) => Ok(Confirmed::Refused),
         }
     }

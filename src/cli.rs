@@ -25,7 +25,7 @@ use crate::{
 pub use health::probe as health;
 
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let store = Store::open(settings.database_url.expose()).await?;
+    let store = Store::open(settings.database_url.expose(), settings.pool()).await?;
     store.migrate().await?;
     store.close().await;
     tracing::info!("the database is migrated");

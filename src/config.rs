@@ -2,6 +2,7 @@
 //! variable, with the names the contract gives. A bad value stops start-up
 //! with clap's message, which names the flag.
 
+mod operating;
 mod secrets;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -9,6 +10,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
+pub use operating::OperatingSettings;
 pub use secrets::SecretUrl;
 use secrets::{parse_secret, secret_from};
 
@@ -221,9 +223,19 @@ pub struct Settings {
     /// A file holding the replay seal secret (a trailing newline is ignored).
     #[arg(long, env = "INVITES_REPLAY_SEAL_SECRET_FILE", global = true)]
     pub replay_seal_secret_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub operating: OperatingSettings,
 }
 
 impl Settings {
+    pub fn pool(&self) -> crate::store::PoolSettings {
+        crate::store::PoolSettings {
+            size: self.operating.database_pool_size,
+            acquire_timeout: self.operating.database_acquire_timeout,
+        }
+    }
+
     /// The HS256 secret, from `--jwt-secret` or its file.
     pub fn hs256_secret(&self) -> anyhow::Result<Option<SecretString>> {
         secret_from(
@@ -250,7 +262,7 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
 
 /// Longer than zero and at most ten years: a bound keeps `now + d` far from
 /// any clock's overflow.
-fn parse_positive_duration(raw: &str) -> Result<Duration, String> {
+pub(crate) fn parse_positive_duration(raw: &str) -> Result<Duration, String> {
     const TEN_YEARS: Duration = Duration::from_secs(3650 * 86_400);
     match parse_duration(raw)? {
         d if d.is_zero() => Err("must be longer than zero".into()),

@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod outbox;
 pub mod pb;
 pub mod startup;

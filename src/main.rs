@@ -10,7 +10,7 @@ use invite_service::{
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let Cli { settings, command } = Cli::parse();
-    telemetry::init();
+    telemetry::init(settings.operating.log_format);
     match command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(settings).await?;

@@ -13,23 +13,26 @@ use crate::{
     config::Settings,
     domain::{CreatePolicy, Policy},
     grpc::{
-        InviteApi,
+        CallBounds, Calls, InviteApi,
         auth::{
             Authenticated,
             keys::{self, TokenKeys},
         },
     },
+    metrics::Metrics,
     outbox::RelayWakeup,
     pb::{self, invite_service_server::InviteServiceServer},
     store::{self, Store},
 };
 
 mod background;
+mod metrics_endpoint;
 
 use background::Background;
 
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     store: Store,
     keys: TokenKeys,
     policy: Policy,
@@ -45,7 +48,7 @@ impl Application {
         let keys = keys::resolve(&settings)?;
         let seal = replay_seal(&settings)?;
         let policy = policy(&settings)?;
-        let store = Store::open(settings.database_url.expose())
+        let store = Store::open(settings.database_url.expose(), settings.pool())
             .await
             .context("--database-url / DATABASE_URL is not usable")?;
         let listener = TcpListener::bind(settings.listen).await.with_context(|| {
@@ -54,8 +57,15 @@ impl Application {
                 settings.listen
             )
         })?;
+        let metrics_listener = match settings.operating.metrics_listen {
+            Some(address) => Some(TcpListener::bind(address).await.with_context(|| {
+                format!("cannot listen on {address} (--metrics-listen / INVITES_METRICS_LISTEN)")
+            })?),
+            None => None,
+        };
         Ok(Self {
             listener,
+            metrics_listener,
             store,
             keys,
             policy,
@@ -69,6 +79,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served, when `--metrics-listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// Serves until `shutdown` completes, then drains (see [`Running::drain`]).
@@ -86,6 +103,7 @@ impl Application {
     pub async fn start(self) -> anyhow::Result<Running> {
         let Self {
             listener,
+            metrics_listener,
             store,
             keys,
             policy,
@@ -96,21 +114,56 @@ impl Application {
         let invites = Invites::new(store.clone(), wakeup.clone(), policy, seal).with_rate_limits(
             RateLimits::per_minute(settings.create_rate_limit, settings.token_rate_limit),
         );
-        let (background, health_service) =
-            Background::start(store, invites.clone(), keys.jwks, wakeup, &settings).await;
-        let api = InviteServiceServer::new(InviteApi::new(invites));
+        let metrics = Metrics::new(
+            &crate::grpc::method_names()
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+        let (background, health_service) = Background::start(
+            store.clone(),
+            invites.clone(),
+            keys.jwks,
+            wakeup,
+            metrics.clone(),
+            &settings,
+        )
+        .await;
+        let operating = &settings.operating;
+        let api = InviteServiceServer::new(InviteApi::new(invites))
+            .max_decoding_message_size(operating.max_request_size);
+        let bounds = CallBounds::new(
+            operating.max_concurrent_calls as usize,
+            operating.call_timeout,
+        );
         let (stop_serving, stopped) = oneshot::channel::<()>();
         let server = Server::builder()
+            .http2_keepalive_interval(Some(operating.http2_keepalive_interval))
+            .http2_keepalive_timeout(Some(operating.http2_keepalive_timeout))
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
-            .add_service(Authenticated::new(api, keys.authenticator))
+            .add_service(Calls::new(
+                Authenticated::new(api, keys.authenticator),
+                bounds,
+                metrics.clone(),
+            ))
             .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
                 let _ = stopped.await;
             });
+        let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
+        if let Some(listener) = metrics_listener {
+            tokio::spawn(metrics_endpoint::serve(
+                listener,
+                metrics,
+                store,
+                metrics_stopped,
+            ));
+        }
         Ok(Running {
             server: tokio::spawn(server),
             stop_serving,
+            _stop_metrics: stop_metrics,
             background,
             drain_timeout: settings.drain_timeout,
         })
@@ -130,6 +183,8 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 pub struct Running {
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     stop_serving: oneshot::Sender<()>,
+    /// Dropped with the server: `/metrics` stays up through the drain.
+    _stop_metrics: oneshot::Sender<()>,
     background: Background,
     drain_timeout: Duration,
 }
@@ -150,6 +205,7 @@ impl Running {
         let Self {
             mut server,
             stop_serving,
+            _stop_metrics,
             mut background,
             drain_timeout,
         } = self;

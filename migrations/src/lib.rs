@@ -12,6 +12,7 @@ mod m20261123_000003_create_idempotency_keys;
 mod m20261124_000001_index_unpublished_events_by_invite;
 mod m20261124_000002_count_passcode_failures_per_caller;
 mod m20261124_000003_fold_invitee_emails_as_ascii;
+mod m20261125_000001_record_request_ids_with_events;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_index_unpublished_events_by_invite::Migration),
             Box::new(m20261124_000002_count_passcode_failures_per_caller::Migration),
             Box::new(m20261124_000003_fold_invitee_emails_as_ascii::Migration),
+            Box::new(m20261125_000001_record_request_ids_with_events::Migration),
         ]
     }
 }

@@ -1,10 +1,12 @@
 //! The gRPC transport: handlers, request conversion, auth, status mapping.
 
 pub mod auth;
+mod calls;
 // Named by the generated code (build.rs sets it as the codec path).
 pub(crate) mod codec;
 mod requests;
 mod service;
 pub mod status;
 
+pub use calls::{CallBounds, Calls, method_names};
 pub use service::InviteApi;

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::requests;
 use crate::{
     app::Invites,
-    domain::Caller,
+    domain::{Caller, Invite},
     pb::{self, invite_service_server::InviteService},
 };
 
@@ -19,6 +19,18 @@ impl InviteApi {
     pub fn new(invites: Invites) -> Self {
         Self { invites }
     }
+}
+
+/// Names the invite in the call's log line; a requested id only when it
+/// reads as one, so the line never carries whatever a caller sent.
+fn note_invite_id(raw: &str) {
+    if let Ok(id) = uuid::Uuid::parse_str(raw) {
+        tracing::Span::current().record("invite_id", tracing::field::display(id));
+    }
+}
+
+fn note_invite(invite: &Invite) {
+    tracing::Span::current().record("invite_id", tracing::field::display(invite.id));
 }
 
 /// The caller the auth interceptor put on the request.
@@ -47,6 +59,7 @@ impl InviteService for InviteApi {
             .invites
             .create(&caller, draft, &passcode, notify, key)
             .await?;
+        note_invite(&invite);
         Ok(Response::new(pb::CreateInviteResponse {
             invite: Some((&invite).into()),
             token: token.expose().to_owned(),
@@ -58,6 +71,7 @@ impl InviteService for InviteApi {
         request: Request<pb::GetInviteRequest>,
     ) -> Result<Response<pb::Invite>, Status> {
         let caller = caller(&request)?;
+        note_invite_id(&request.get_ref().id);
         let invite = self.invites.get(&caller, &request.get_ref().id).await?;
         Ok(Response::new((&invite).into()))
     }
@@ -87,6 +101,7 @@ impl InviteService for InviteApi {
         } = request.into_inner();
         let reference = requests::invite_ref(invite_ref)?;
         let invite = self.invites.accept(&caller, reference, &passcode).await?;
+        note_invite(&invite);
         Ok(Response::new((&invite).into()))
     }
 
@@ -97,6 +112,7 @@ impl InviteService for InviteApi {
         let caller = caller(&request)?;
         let reference = requests::invite_ref(request.into_inner().invite_ref)?;
         let invite = self.invites.reject(&caller, reference).await?;
+        note_invite(&invite);
         Ok(Response::new((&invite).into()))
     }
 
@@ -106,6 +122,7 @@ impl InviteService for InviteApi {
     ) -> Result<Response<pb::Invite>, Status> {
         let caller = caller(&request)?;
         let pb::RevokeInviteRequest { id, reason } = request.into_inner();
+        note_invite_id(&id);
         let invite = self.invites.revoke(&caller, &id, &reason).await?;
         Ok(Response::new((&invite).into()))
     }
@@ -115,6 +132,7 @@ impl InviteService for InviteApi {
         request: Request<pb::DeleteInviteRequest>,
     ) -> Result<Response<()>, Status> {
         let caller = caller(&request)?;
+        note_invite_id(&request.get_ref().id);
         self.invites.delete(&caller, &request.get_ref().id).await?;
         Ok(Response::new(()))
     }
@@ -162,6 +180,7 @@ impl InviteService for InviteApi {
             .invites
             .get_by_token(&caller, &request.get_ref().token)
             .await?;
+        note_invite(&invite);
         Ok(Response::new((&invite).into()))
     }
 
@@ -171,6 +190,7 @@ impl InviteService for InviteApi {
     ) -> Result<Response<pb::Invite>, Status> {
         let caller = caller(&request)?;
         let (id, etag, patch) = requests::update_request(request.into_inner())?;
+        note_invite_id(&id);
         let invite = self.invites.update(&caller, &id, &etag, patch).await?;
         Ok(Response::new((&invite).into()))
     }
@@ -181,6 +201,7 @@ impl InviteService for InviteApi {
     ) -> Result<Response<pb::ResendInviteResponse>, Status> {
         let caller = caller(&request)?;
         let pb::ResendInviteRequest { id, notify, ttl } = request.into_inner();
+        note_invite_id(&id);
         let ttl = requests::ttl(ttl)?;
         let (invite, token) = self.invites.resend(&caller, &id, ttl, notify).await?;
         Ok(Response::new(pb::ResendInviteResponse {
@@ -199,6 +220,7 @@ impl InviteService for InviteApi {
             page_size,
             page_token,
         } = request.into_inner();
+        note_invite_id(&invite_id);
         let history = self
             .invites
             .history(&caller, &invite_id, page_size, &page_token)

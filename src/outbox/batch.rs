@@ -13,6 +13,7 @@ use crate::{
     broker::{BROKER_TIMEOUT, BrokerError, Confirmed, Message, Publisher},
     domain::EventKind,
     error::Error as StoreError,
+    metrics::Metrics,
     pb,
     store::{self, StoredEvent},
 };
@@ -37,20 +38,32 @@ pub(super) struct Outcome {
     pub refused: usize,
 }
 
-/// The events this process found impossible to publish: reported loudly
-/// once each, then passed over quietly at every batch until an operator
-/// repairs or deletes the row.
-#[derive(Default)]
-pub(super) struct Undeliverable(HashSet<Uuid>);
+/// What the relay reports as it goes: counted in the metrics, and logged
+/// once per undeliverable event and once per routing key nobody binds, so a
+/// log is not flooded at every batch.
+pub(super) struct Reports {
+    metrics: Metrics,
+    /// Events this process found impossible to publish: passed over quietly
+    /// at every batch until an operator repairs or deletes the row.
+    undeliverable: HashSet<Uuid>,
+    unrouted: HashSet<String>,
+}
 
-impl Undeliverable {
-    fn report(&mut self, event: &StoredEvent, err: &StoreError) {
-        if !self.0.insert(event.id) {
+impl Reports {
+    pub fn new(metrics: Metrics) -> Self {
+        Self {
+            metrics,
+            undeliverable: HashSet::new(),
+            unrouted: HashSet::new(),
+        }
+    }
+
+    fn undeliverable(&mut self, event: &StoredEvent, err: &StoreError) {
+        if !self.undeliverable.insert(event.id) {
             tracing::debug!(event_id = %event.id, "an undeliverable outbox event is still waiting");
             return;
         }
-        // The place for a counter of undeliverable events (and an alert on
-        // it): each one holds back its invite's later events.
+        self.metrics.publish_failed();
         tracing::error!(
             event_id = %event.id,
             invite_id = %event.invite_id,
@@ -60,6 +73,26 @@ impl Undeliverable {
              later events wait behind it, until an operator repairs or deletes the row"
         );
     }
+
+    fn taken(&mut self, event: &Outgoing, confirmed: Confirmed) {
+        self.metrics.event_published(event.kind);
+        if confirmed == Confirmed::Unrouted && self.unrouted.insert(event.routing_key.clone()) {
+            tracing::warn!(
+                routing_key = %event.routing_key,
+                "no queue is bound for this routing key: its events are published and \
+                 dropped by RabbitMQ (said once per key)"
+            );
+        }
+    }
+
+    fn refused(&mut self, event: &Outgoing) {
+        self.metrics.publish_failed();
+        tracing::debug!(event_id = %event.message_id, routing_key = %event.routing_key, "RabbitMQ refused an event");
+    }
+
+    fn failed(&mut self) {
+        self.metrics.publish_failed();
+    }
 }
 
 /// Reads each invite's oldest unpublished event, publishes them, stamps the
@@ -68,7 +101,7 @@ impl Undeliverable {
 pub(super) async fn publish_from(
     conn: &impl ConnectionTrait,
     publisher: &Publisher,
-    undeliverable: &mut Undeliverable,
+    reports: &mut Reports,
 ) -> Result<Outcome, RelayError> {
     let heads = store::unpublished_heads(conn, BATCH_SIZE).await?;
     let outgoing = heads
@@ -76,12 +109,12 @@ pub(super) async fn publish_from(
         .filter_map(|event| match Outgoing::of(event) {
             Ok(outgoing) => Some(outgoing),
             Err(err) => {
-                undeliverable.report(event, &err);
+                reports.undeliverable(event, &err);
                 None
             }
         })
         .collect();
-    let sent = publish(publisher, outgoing).await;
+    let sent = publish(publisher, outgoing, reports).await;
     store::mark_published(conn, &sent.taken, Utc::now()).await?;
     match sent.failure {
         Some(err) => Err(err.into()),
@@ -95,6 +128,10 @@ pub(super) async fn publish_from(
 /// An event ready for the wire.
 struct Outgoing {
     position: i64,
+    kind: EventKind,
+    invite_id: String,
+    sequence: i64,
+    request_id: Option<String>,
     message_id: String,
     routing_key: String,
     timestamp_secs: u64,
@@ -105,10 +142,15 @@ impl Outgoing {
     /// Fails for a row this service could not have written: a bug or a hand
     /// edit, which publishing or skipping would both hide.
     fn of(event: &StoredEvent) -> Result<Self, StoreError> {
+        let kind = kind(event)?;
         Ok(Self {
             position: event.position,
+            kind,
+            invite_id: event.invite_id.to_string(),
+            sequence: event.sequence,
+            request_id: event.request_id.clone(),
             message_id: event.id.to_string(),
-            routing_key: routing_key(event)?,
+            routing_key: kind.routing_key(),
             timestamp_secs: event.occurred_at.timestamp().max(0) as u64,
             body: message_body(event)?,
         })
@@ -120,6 +162,9 @@ impl Outgoing {
             message_id: &self.message_id,
             timestamp_secs: self.timestamp_secs,
             body: &self.body,
+            invite_id: &self.invite_id,
+            sequence: self.sequence,
+            request_id: self.request_id.as_deref(),
         }
     }
 }
@@ -139,13 +184,14 @@ struct Sent {
 /// every other invite's events at each retry. A failure of the channel, the
 /// connection or the deadline ends the batch at once: no later confirm
 /// will come.
-async fn publish(publisher: &Publisher, outgoing: Vec<Outgoing>) -> Sent {
+async fn publish(publisher: &Publisher, outgoing: Vec<Outgoing>, reports: &mut Reports) -> Sent {
     let mut sent = Sent::default();
     let mut in_flight = Vec::with_capacity(outgoing.len());
     for event in &outgoing {
         match publisher.send(&event.message()).await {
             Ok(confirm) => in_flight.push((event, confirm)),
             Err(err) => {
+                reports.failed();
                 sent.failure = Some(err);
                 break;
             }
@@ -153,13 +199,17 @@ async fn publish(publisher: &Publisher, outgoing: Vec<Outgoing>) -> Sent {
     }
     let deadline = Instant::now() + BROKER_TIMEOUT;
     for (event, confirm) in in_flight {
-        match Publisher::confirmed(confirm, &event.routing_key, deadline).await {
-            Ok(Confirmed::Taken) => sent.taken.push(event.position),
+        match Publisher::confirmed(confirm, deadline).await {
             Ok(Confirmed::Refused) => {
-                tracing::debug!(event_id = %event.message_id, routing_key = %event.routing_key, "RabbitMQ refused an event");
+                reports.refused(event);
                 sent.refused += 1;
             }
+            Ok(taken) => {
+                reports.taken(event, taken);
+                sent.taken.push(event.position);
+            }
             Err(err) => {
+                reports.failed();
                 sent.failure.get_or_insert(err);
                 break;
             }
@@ -168,16 +218,14 @@ async fn publish(publisher: &Publisher, outgoing: Vec<Outgoing>) -> Sent {
     sent
 }
 
-fn routing_key(event: &StoredEvent) -> Result<String, StoreError> {
-    EventKind::parse(&event.event_type)
-        .map(EventKind::routing_key)
-        .ok_or_else(|| {
-            StoreError::Internal(anyhow::anyhow!(
-                "event {} has an unknown type {:?}",
-                event.id,
-                event.event_type
-            ))
-        })
+fn kind(event: &StoredEvent) -> Result<EventKind, StoreError> {
+    EventKind::parse(&event.event_type).ok_or_else(|| {
+        StoreError::Internal(anyhow::anyhow!(
+            "event {} has an unknown type {:?}",
+            event.id,
+            event.event_type
+        ))
+    })
 }
 
 /// The stored body, with the token put back for the events that carry one.

@@ -16,6 +16,7 @@ use crate::{
     domain::{EventKind, Id, Invite, InviteToken},
     pb,
     store::NewEvent,
+    telemetry::RequestId,
 };
 
 /// The event of a change just made to `invite`: takes the invite's next
@@ -30,6 +31,7 @@ pub fn event_for(
     let sequence = invite.next_sequence();
     let id = Uuid::now_v7();
     let actor_id = actor.map(ToString::to_string).unwrap_or_default();
+    let request_id = RequestId::current().map(|id| id.as_str().to_owned());
     let body = pb::InviteEvent {
         event_id: id.to_string(),
         r#type: pb::InviteEventType::from(kind).into(),
@@ -39,6 +41,7 @@ pub fn event_for(
         invite: Some(pb::Invite::from(&*invite)),
         // Added by the relay at publish time, so the history never holds it.
         token: String::new(),
+        request_id: request_id.clone().unwrap_or_default(),
     };
     NewEvent {
         id,
@@ -49,6 +52,7 @@ pub fn event_for(
         occurred_at: now,
         payload: body.encode_to_vec(),
         token: token_to_send.map(|t| t.expose().to_owned()),
+        request_id,
     }
 }
 

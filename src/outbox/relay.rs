@@ -23,10 +23,10 @@ use tokio::sync::watch;
 
 use super::{
     RelayWakeup,
-    batch::{self, Outcome, RelayError, Undeliverable},
+    batch::{self, Outcome, RelayError, Reports},
     retry::{Backoff, RECONNECT, REOFFER, Refusals},
 };
-use crate::{broker::Publisher, error::Error as StoreError, store::Store};
+use crate::{broker::Publisher, error::Error as StoreError, metrics::Metrics, store::Store};
 
 /// Catches events committed by other replicas, whose wake-ups go elsewhere.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -53,6 +53,7 @@ pub struct Relay {
     amqp_url: String,
     exchange: String,
     wakeup: RelayWakeup,
+    metrics: Metrics,
 }
 
 /// What the relay carries from one batch to the next.
@@ -62,7 +63,7 @@ struct State {
     reconnect: Backoff,
     reoffer: Backoff,
     refusals: Refusals,
-    undeliverable: Undeliverable,
+    reports: Reports,
 }
 
 impl Relay {
@@ -72,7 +73,13 @@ impl Relay {
             amqp_url,
             exchange,
             wakeup,
+            metrics: Metrics::new(&[]),
         }
+    }
+
+    /// Counts what it publishes and fails to publish into `metrics`.
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        Self { metrics, ..self }
     }
 
     /// Runs until `stop` turns true, then publishes what is left while the
@@ -88,14 +95,14 @@ impl Relay {
             reconnect: Backoff::new(RECONNECT),
             reoffer: Backoff::new(REOFFER),
             refusals: Refusals::default(),
-            undeliverable: Undeliverable::default(),
+            reports: Reports::new(self.metrics.clone()),
         };
         while !*stop.borrow() {
             let next = self.step(&mut state).await;
             self.pause(&mut stop, next).await;
         }
         if let Some(connected) = state.publisher.take() {
-            self.flush(&connected, &mut state.undeliverable).await;
+            self.flush(&connected, &mut state.reports).await;
             connected.close().await;
         }
     }
@@ -108,10 +115,7 @@ impl Relay {
         let Some(publisher) = &state.publisher else {
             return Next::Now;
         };
-        match self
-            .publish_batch(publisher, &mut state.undeliverable)
-            .await
-        {
+        match self.publish_batch(publisher, &mut state.reports).await {
             Ok(Batch::Done(outcome)) => {
                 state.reconnect.reset();
                 state.after(outcome)
@@ -158,9 +162,9 @@ impl Relay {
     }
 
     /// Publishes until the outbox is empty or publishing fails.
-    async fn flush(&self, publisher: &Publisher, undeliverable: &mut Undeliverable) {
+    async fn flush(&self, publisher: &Publisher, reports: &mut Reports) {
         loop {
-            match self.publish_batch(publisher, undeliverable).await {
+            match self.publish_batch(publisher, reports).await {
                 Ok(Batch::Done(outcome)) if outcome.published > 0 => continue,
                 Ok(_) => return,
                 Err(err) => {
@@ -193,19 +197,19 @@ impl Relay {
     async fn publish_batch(
         &self,
         publisher: &Publisher,
-        undeliverable: &mut Undeliverable,
+        reports: &mut Reports,
     ) -> Result<Batch, RelayError> {
         if self.store.backend() != DbBackend::Postgres {
             let conn = self.store.conn()?;
             return Ok(Batch::Done(
-                batch::publish_from(conn, publisher, undeliverable).await?,
+                batch::publish_from(conn, publisher, reports).await?,
             ));
         }
         let txn = self.store.begin().await?;
         if !crate::store::try_lead_relay(&txn).await? {
             return Ok(Batch::OtherReplicaLeads);
         }
-        let outcome = batch::publish_from(&txn, publisher, undeliverable).await;
+        let outcome = batch::publish_from(&txn, publisher, reports).await;
         if let Err(RelayError::Store(_)) = outcome {
             return outcome.map(Batch::Done); // rolled back: nothing was stamped
         }

@@ -14,6 +14,7 @@ use crate::{
     app::Invites,
     config::Settings,
     grpc::auth::Jwks,
+    metrics::Metrics,
     outbox::{RelayWakeup, relay::Relay},
     pb::invite_service_server::SERVICE_NAME,
     store::Store,
@@ -43,6 +44,7 @@ impl Background {
         invites: Invites,
         jwks: Option<Jwks>,
         wakeup: RelayWakeup,
+        metrics: Metrics,
         settings: &Settings,
     ) -> (Self, HealthServer<impl Health>) {
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -55,13 +57,19 @@ impl Background {
             settings.amqp_url.expose().to_owned(),
             settings.exchange.clone(),
             wakeup,
-        );
+        )
+        .with_metrics(metrics.clone());
         let (stop_relay, relay_stopped) = watch::channel(false);
         let (stop_sweeping, sweeping_stopped) = watch::channel(false);
         let background = Self {
             supervisor: tokio::spawn(supervise(store.clone(), jwks.clone(), health.clone())),
             jwks: jwks.map(|jwks| tokio::spawn(jwks.keep_fresh())),
-            sweeper: tokio::spawn(sweep(invites, settings.sweep_interval, sweeping_stopped)),
+            sweeper: tokio::spawn(sweep(
+                invites,
+                metrics,
+                settings.sweep_interval,
+                sweeping_stopped,
+            )),
             stop_sweeping,
             relay: tokio::spawn(relay.run(relay_stopped)),
             stop_relay,
@@ -169,7 +177,12 @@ async fn migrate_when_reachable(store: &Store) {
 
 /// Expires what is due and forgets old idempotency keys, every interval.
 /// Replicas may all sweep: they claim different rows.
-async fn sweep(invites: Invites, interval: Duration, mut stop: watch::Receiver<bool>) {
+async fn sweep(
+    invites: Invites,
+    metrics: Metrics,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     tokio::select! {
         _ = invites.ready() => {}
         _ = stop.changed() => return,
@@ -183,8 +196,14 @@ async fn sweep(invites: Invites, interval: Duration, mut stop: watch::Receiver<b
         }
         match invites.expire_due().await {
             Ok(0) => {}
-            Ok(expired) => tracing::info!(expired, "expired pending invites past their expiry"),
-            Err(err) => tracing::warn!(error = %err, "the expiry sweep failed; will retry"),
+            Ok(expired) => {
+                metrics.invites_expired(expired);
+                tracing::info!(expired, "expired pending invites past their expiry");
+            }
+            Err(err) => {
+                metrics.sweep_failed();
+                tracing::warn!(error = %err, "the expiry sweep failed; will retry");
+            }
         }
         if let Err(err) = invites.forget_old_answers().await {
             tracing::warn!(error = %err, "forgetting old idempotency keys failed; will retry");

@@ -29,6 +29,8 @@ pub struct NewEvent {
     pub payload: Vec<u8>,
     /// Kept until published, for events asked to notify.
     pub token: Option<String>,
+    /// The call's request id; none for the service's own changes.
+    pub request_id: Option<String>,
 }
 
 pub async fn enqueue_event(conn: &impl ConnectionTrait, event: NewEvent) -> Result<()> {
@@ -42,6 +44,7 @@ pub async fn enqueue_event(conn: &impl ConnectionTrait, event: NewEvent) -> Resu
         payload: Set(event.payload),
         token: Set(event.token),
         published_at: Set(None),
+        request_id: Set(event.request_id),
         ..Default::default()
     }
     .insert(conn)
@@ -50,6 +53,31 @@ pub async fn enqueue_event(conn: &impl ConnectionTrait, event: NewEvent) -> Resu
 }
 
 pub type StoredEvent = invite_event::Model;
+
+/// What waits in the outbox.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutboxBacklog {
+    pub events: u64,
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+/// How many events wait to be published, and since when: read from the
+/// partial index on unpublished events.
+pub async fn outbox_backlog(conn: &impl ConnectionTrait) -> Result<OutboxBacklog> {
+    let (events, oldest) = invite_event::Entity::find()
+        .select_only()
+        .column_as(invite_event::Column::Id.count(), "events")
+        .column_as(invite_event::Column::OccurredAt.min(), "oldest")
+        .filter(invite_event::Column::PublishedAt.is_null())
+        .into_tuple::<(i64, Option<DateTime<Utc>>)>()
+        .one(conn)
+        .await?
+        .unwrap_or_default();
+    Ok(OutboxBacklog {
+        events: u64::try_from(events).unwrap_or_default(),
+        oldest,
+    })
+}
 
 /// Makes this transaction the one relay that publishes, until it ends. On
 /// PostgreSQL a transaction-scoped advisory lock: it is released at commit, at

@@ -24,8 +24,8 @@ use tokio::sync::watch;
 
 pub use callers::{caller_record, forget_passcode_failures, save_passcode_failures};
 pub use events::{
-    NewEvent, StoredEvent, enqueue_event, invite_history, latest_event, mark_published,
-    try_lead_relay, unpublished_heads,
+    NewEvent, OutboxBacklog, StoredEvent, enqueue_event, invite_history, latest_event,
+    mark_published, outbox_backlog, try_lead_relay, unpublished_heads,
 };
 pub use idempotency::{
     StoredAnswer, claim_answer, find_answer, forget_answers_before, record_answer,
@@ -42,6 +42,30 @@ use crate::error::{Error, Result};
 /// relay's.
 const MIGRATION_LOCK_KEY: i64 = 0x0069_6e76_6d69_6772;
 
+struct PoolFigures {
+    size: u32,
+    idle: usize,
+    max: u32,
+}
+
+/// The database pool's bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// Connections at most (PostgreSQL; SQLite always has one).
+    pub size: u32,
+    /// How long a call waits for a free connection.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            size: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// A database handle that refuses work until the schema is migrated, so that
 /// a service started before its database answers UNAVAILABLE, not INTERNAL.
 #[derive(Clone)]
@@ -54,13 +78,15 @@ impl Store {
     /// Builds the pool without connecting: the service starts (and reports
     /// NOT_SERVING) while the database is down. A SQLite file's folder is
     /// created here, as `mode=rwc` creates only the file.
-    pub async fn open(url: &str) -> anyhow::Result<Self> {
+    pub async fn open(url: &str, pool: PoolSettings) -> anyhow::Result<Self> {
         let mut options = ConnectOptions::new(url);
         options
             .connect_lazy(true)
             .connect_timeout(Duration::from_secs(5))
-            .acquire_timeout(Duration::from_secs(5))
-            .sqlx_logging(false);
+            .acquire_timeout(pool.acquire_timeout)
+            // Each statement at debug (RUST_LOG=sqlx=debug), never above.
+            .sqlx_logging(true)
+            .sqlx_logging_level(log::LevelFilter::Debug);
         if let Some(path) = sqlite_path(url) {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
@@ -80,7 +106,7 @@ impl Store {
                         .busy_timeout(Duration::from_secs(5))
                 });
         } else {
-            options.max_connections(16);
+            options.max_connections(pool.size);
         }
         let db = Database::connect(options).await?;
         Ok(Self {
@@ -146,26 +172,34 @@ impl Store {
     /// A connection lost while in use is dropped from the pool, so a
     /// database that dies under load shows here as soon as its calls fail.
     fn pool_is_saturated(&self) -> bool {
-        let (size, idle, max) = match self.backend() {
-            DbBackend::Postgres => {
-                let pool = self.db.get_postgres_connection_pool();
-                (
-                    pool.size(),
-                    pool.num_idle(),
-                    pool.options().get_max_connections(),
-                )
-            }
-            DbBackend::Sqlite => {
-                let pool = self.db.get_sqlite_connection_pool();
-                (
-                    pool.size(),
-                    pool.num_idle(),
-                    pool.options().get_max_connections(),
-                )
-            }
-            _ => return false,
-        };
-        idle == 0 && size >= max
+        self.pool_figures()
+            .is_some_and(|pool| pool.idle == 0 && pool.size >= pool.max)
+    }
+
+    /// Connections open in the pool: `(in use, idle)`.
+    pub fn pool_usage(&self) -> (u32, u32) {
+        self.pool_figures().map_or((0, 0), |pool| {
+            let idle = u32::try_from(pool.idle).unwrap_or(u32::MAX);
+            (pool.size.saturating_sub(idle), idle)
+        })
+    }
+
+    fn pool_figures(&self) -> Option<PoolFigures> {
+        macro_rules! figures {
+            ($pool:expr) => {{
+                let pool = $pool;
+                PoolFigures {
+                    size: pool.size(),
+                    idle: pool.num_idle(),
+                    max: pool.options().get_max_connections(),
+                }
+            }};
+        }
+        match self.backend() {
+            DbBackend::Postgres => Some(figures!(self.db.get_postgres_connection_pool())),
+            DbBackend::Sqlite => Some(figures!(self.db.get_sqlite_connection_pool())),
+            _ => None,
+        }
     }
 
     /// The connection, once the schema is there.

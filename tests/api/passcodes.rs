@@ -8,7 +8,7 @@ use invite_service::{
     error::Error,
     outbox::RelayWakeup,
     pb::{self, InviteStatus},
-    store::Store,
+    store::{PoolSettings, Store},
 };
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -173,7 +173,9 @@ async fn one_holder_of_a_link_cannot_lock_it_for_everyone(db: Db) {
 /// first ones see their failures once they get a turn, so no more than the
 /// allowed five (plus one per other core running alongside) are hashed.
 async fn a_callers_queued_tries_see_each_others_failures_and_burn_no_more_work(db: Db) {
-    let store = Store::open(&fresh_database(db).await).await.unwrap();
+    let store = Store::open(&fresh_database(db).await, PoolSettings::default())
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let policy = Policy {
         default_ttl: chrono::Duration::days(7),
@@ -226,7 +228,13 @@ async fn a_callers_queued_tries_see_each_others_failures_and_burn_no_more_work(d
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passcode_checks_past_the_queue_are_refused_at_once_and_health_holds() {
-    let app = spawn_app(Db::Sqlite).await;
+    let mut options = Options::fresh(Db::Sqlite).await;
+    // Above the 300 tries: the passcode queue is what refuses here, not the
+    // cap on concurrent calls.
+    options
+        .flags
+        .extend(["--max-concurrent-calls".into(), "1000".into()]);
+    let app = TestApp::start(options).await;
     let mut client = app.client().await;
     let (_, link) = create(
         &mut client,

@@ -66,6 +66,8 @@ where
             };
             match caller {
                 Ok(caller) => {
+                    // The call's log line names who made it (an id, never an email).
+                    tracing::Span::current().record("caller", caller.user_id.as_str());
                     request.extensions_mut().insert(caller);
                     inner.call(request).await
                 }

@@ -14,6 +14,7 @@ pub struct Model {
     pub payload: Vec<u8>,
     pub token: Option<String>,
     pub published_at: Option<DateTimeUtc>,
+    pub request_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -22,13 +22,15 @@ fn init_logs() {
     // Silent unless asked: TEST_LOG=1 cargo test.
     ONCE.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            invite_service::telemetry::init();
+            invite_service::telemetry::init(invite_service::telemetry::LogFormat::Text);
         }
     });
 }
 
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// Where `/metrics` is served, with `--metrics-listen` among the flags.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub database_url: String,
     pub exchange: String,
     stop: Option<oneshot::Sender<()>>,
@@ -172,17 +174,38 @@ impl TestApp {
         init_logs();
         let application = Application::build(settings).await.expect("build the app");
         let addr = application.local_addr();
+        let metrics_addr = application.metrics_addr();
         let (stop, stopped) = oneshot::channel();
         let server = tokio::spawn(application.run_until_stopped(async {
             let _ = stopped.await;
         }));
         Self {
             addr,
+            metrics_addr,
             database_url: options.database_url.clone(),
             exchange: options.exchange.clone(),
             stop: Some(stop),
             server: Some(server),
         }
+    }
+
+    /// The Prometheus text at `/metrics`, read as a scraper would.
+    pub async fn scrape(&self) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let addr = self.metrics_addr.expect("started with --metrics-listen");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+        assert!(
+            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+            "{head}"
+        );
+        body.to_owned()
     }
 
     /// Waits up to `limit` for health to say SERVING.

@@ -25,6 +25,20 @@ pub struct Received {
     pub properties: lapin::BasicProperties,
 }
 
+impl Received {
+    /// An AMQP header of the message, as text (numbers as their digits).
+    pub fn header(&self, name: &str) -> Option<String> {
+        use lapin::types::AMQPValue;
+        let headers = self.properties.headers().as_ref()?;
+        Some(match headers.inner().get(name)? {
+            AMQPValue::LongString(text) => text.to_string(),
+            AMQPValue::ShortString(text) => text.to_string(),
+            AMQPValue::LongLongInt(n) => n.to_string(),
+            other => panic!("header {name} is {other:?}"),
+        })
+    }
+}
+
 /// A queue of the test's own, bound with `#` to the test's exchange.
 pub struct Events {
     connection: Connection,

@@ -1,0 +1,142 @@
+//! A call's record: finished exactly once, when its status is known (the
+//! trailers, or a status in the headers), or as CANCELLED when it is
+//! dropped unanswered (the client went away, or its `grpc-timeout` passed
+//! and tonic ended the call); then counted, timed and logged as one line.
+
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use hyper::http::HeaderMap;
+use tokio::{sync::OwnedSemaphorePermit, time::Instant};
+use tonic::{Code, Status};
+use tonic_types::StatusExt as _;
+use tracing::Span;
+
+use crate::metrics::{Metrics, code_name};
+
+pub(super) struct CallRecord {
+    pub method: Arc<str>,
+    pub started: Instant,
+    pub span: Span,
+    pub metrics: Metrics,
+    /// Held until the answer is sent: the call counts against the cap until then.
+    pub permit: Option<OwnedSemaphorePermit>,
+    pub finished: bool,
+}
+
+impl CallRecord {
+    /// Counts the call and writes its line, with the status's reason when
+    /// the service gave one.
+    pub fn finish(mut self, status: &Status) {
+        self.write(status);
+    }
+
+    fn write(&mut self, status: &Status) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let seconds = self.started.elapsed().as_secs_f64();
+        let code = status.code();
+        self.metrics.call_handled(&self.method, code, seconds);
+        let reason = status.get_details_error_info().map(|info| info.reason);
+        if code == Code::ResourceExhausted {
+            self.metrics
+                .throttled(reason.as_deref().unwrap_or_default());
+        }
+        // Microsecond precision reads better than a float's every digit.
+        let latency_ms = (seconds * 1e6).round() / 1e3;
+        let code = code_name(code);
+        macro_rules! line {
+            ($level:ident) => {
+                tracing::$level!(parent: &self.span, code, reason = reason.as_deref(), latency_ms, "call")
+            };
+        }
+        match status.code() {
+            Code::Ok => line!(info),
+            Code::Internal | Code::Unknown | Code::DataLoss => line!(error),
+            Code::Unavailable | Code::DeadlineExceeded => line!(warn),
+            // The caller's doing: refusals, not failures.
+            _ => line!(info),
+        }
+        self.permit = None;
+    }
+}
+
+impl Drop for CallRecord {
+    fn drop(&mut self) {
+        self.write(&Status::cancelled(
+            "ended before it was answered: the client went away or its deadline passed",
+        ));
+    }
+}
+
+/// The status a response carries in its headers (a trailers-only answer,
+/// which is how errors are sent), if any.
+pub(super) fn status_in(headers: &HeaderMap) -> Option<Status> {
+    Status::from_header_map(headers)
+}
+
+/// The answer's body, passed through untouched, watching for its trailers.
+pub(super) struct ObservedBody {
+    inner: tonic::body::Body,
+    record: Option<CallRecord>,
+}
+
+impl ObservedBody {
+    pub fn new(inner: tonic::body::Body, record: CallRecord) -> Self {
+        Self {
+            inner,
+            record: Some(record),
+        }
+    }
+
+    fn finish(&mut self, status: &Status) {
+        if let Some(record) = self.record.take() {
+            record.finish(status);
+        }
+    }
+}
+
+impl http_body::Body for ObservedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(status) = frame.trailers_ref().and_then(status_in) {
+                    self.finish(&status);
+                }
+            }
+            Poll::Ready(Some(Err(status))) => self.finish(status),
+            Poll::Ready(None) => self.finish(&Status::unknown("the answer ended without a status")),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ObservedBody {
+    fn drop(&mut self) {
+        self.finish(&Status::cancelled(
+            "the client went away before the answer ended",
+        ));
+    }
+}
