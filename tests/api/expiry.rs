@@ -3,6 +3,8 @@
 
 use std::{collections::HashMap, time::Duration};
 
+use futures_util::StreamExt as _;
+
 use crate::helpers::*;
 use crate::on_both_databases;
 use invite_service::pb::{self, InviteEventType, InviteStatus};
@@ -81,6 +83,8 @@ async fn the_sweep_expires_pending_invites_with_one_event_each(db: Db) {
     let expired = expired[0];
     assert_eq!(expired.event.r#type(), InviteEventType::Expired);
     assert_eq!(expired.event.actor_id, "", "the service's own change");
+    assert_eq!(expired.event.request_id, "", "no call caused it");
+    assert_eq!(expired.header("x-request-id"), None);
     assert_eq!(expired.event.sequence, 2);
     assert_eq!(expired.event.invite.as_ref().unwrap().id, soon.id);
     let swept = client
@@ -102,23 +106,34 @@ async fn the_sweep_expires_pending_invites_with_one_event_each(db: Db) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_sweeping_one_postgres_expire_each_invite_once() {
+    const INVITES: usize = 300;
     let mut options = Options::fresh(Db::Postgres).await;
     options.sweep_interval = Duration::from_millis(100);
+    options
+        .flags
+        .extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
     let mut events = Events::bind(&options.exchange).await;
     let first = TestApp::start(options.clone()).await;
     let second = TestApp::start(options).await;
-    let mut client = first.client().await;
+    let client = first.client().await;
     let alice = token("alice", None, false);
-    for n in 0..40 {
-        create(
-            &mut client,
-            expiring_soon(&format!("u{n}@example.org")),
-            &alice,
-        )
+    // Many invites due at one instant: a sweep of them all takes long
+    // enough that the other replica's sweep runs while it holds them, so
+    // claims that were not disjoint would show.
+    let due = timestamp_in(chrono::Duration::seconds(3));
+    let creates = (0..INVITES).map(|n| {
+        let mut client = client.clone();
+        let mut request = email_invite("org-1", &format!("u{n}@example.org"));
+        request.invite.as_mut().unwrap().expires_at = Some(due);
+        let alice = alice.clone();
+        async move { create(&mut client, request, &alice).await }
+    });
+    futures_util::stream::iter(creates)
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
         .await;
-    }
 
-    let received = events.take(80).await;
+    let received = events.take(2 * INVITES).await;
 
     let mut expired_per_invite: HashMap<String, usize> = HashMap::new();
     for r in received
@@ -130,12 +145,33 @@ async fn two_replicas_sweeping_one_postgres_expire_each_invite_once() {
             .or_default() += 1;
         assert_eq!(r.event.sequence, 2);
     }
-    assert_eq!(expired_per_invite.len(), 40);
+    assert_eq!(expired_per_invite.len(), INVITES);
     assert!(
         expired_per_invite.values().all(|&n| n == 1),
         "each invite expired once"
     );
     events.assert_no_more(Duration::from_millis(700)).await;
+    // The replicas' claims were disjoint, and neither sweep failed on the
+    // other's locks (a failed sweep is retried, so the events alone would
+    // not show it).
+    let (first_scraped, second_scraped) = (first.scrape().await, second.scrape().await);
+    let counted = |scraped: &str, series: &str| -> u64 {
+        scraped
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{series} missing"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        counted(&first_scraped, "invites_expired_total")
+            + counted(&second_scraped, "invites_expired_total"),
+        INVITES as u64,
+        "the replicas together expired each invite once"
+    );
+    for scraped in [&first_scraped, &second_scraped] {
+        assert_eq!(counted(scraped, "invites_sweep_failures_total"), 0);
+    }
     events.delete_exchange().await;
     first.stop().await;
     second.stop().await;
