@@ -256,7 +256,7 @@ async fn bad_tokens_are_unauthenticated_each_with_its_reason() {
             "JWT header",
             format!("Bearer {bad_jwt_header}"),
             "INVALID_TOKEN",
-            "",
+            "JSON error",
         ),
         (
             "Basic scheme",
