@@ -10,7 +10,7 @@ use lapin::{
     options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
     types::FieldTable,
 };
-use prost::Message as _;
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
@@ -75,6 +75,7 @@ pub async fn events_tail(settings: &Settings, binding: &str) -> anyhow::Result<(
             FieldTable::default(),
         )
         .await?;
+    let event_type = invite_event_descriptor()?;
     tracing::info!(exchange = %settings.exchange, binding, "tailing events; Ctrl-C to stop");
     let mut stdout = std::io::stdout();
     loop {
@@ -85,12 +86,12 @@ pub async fn events_tail(settings: &Settings, binding: &str) -> anyhow::Result<(
             },
             _ = tokio::signal::ctrl_c() => break,
         };
-        let line = match pb::InviteEvent::decode(delivery.data.as_slice()) {
-            Ok(event) => event_json(&event, delivery.routing_key.as_str()),
-            Err(err) => {
-                json!({ "routing_key": delivery.routing_key.as_str(), "error": err.to_string() })
-            }
-        };
+        let line = json!({
+            "routing_key": delivery.routing_key.as_str(),
+            "message_id": delivery.properties.message_id().as_ref().map(ToString::to_string),
+            "redelivered": delivery.redelivered,
+            "event": event_json(&event_type, &delivery.data),
+        });
         writeln!(stdout, "{line}")?;
         stdout.flush()?;
         delivery.ack(BasicAckOptions::default()).await?;
@@ -98,62 +99,23 @@ pub async fn events_tail(settings: &Settings, binding: &str) -> anyhow::Result<(
     Ok(())
 }
 
-fn rfc3339(ts: &Option<prost_types::Timestamp>) -> Value {
-    ts.as_ref()
-        .and_then(pb::from_timestamp)
-        .map_or(Value::Null, |at| {
-            Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+/// The body in canonical protobuf JSON (proto field names, 64-bit integers
+/// as strings, enums by name), or why it does not decode.
+fn event_json(event_type: &MessageDescriptor, body: &[u8]) -> Value {
+    let options = SerializeOptions::new().use_proto_field_name(true);
+    DynamicMessage::decode(event_type.clone(), body)
+        .map_err(|err| err.to_string())
+        .and_then(|event| {
+            event
+                .serialize_with_options(serde_json::value::Serializer, &options)
+                .map_err(|err| err.to_string())
         })
+        .unwrap_or_else(|error| json!({ "undecodable": error }))
 }
 
-fn event_json(event: &pb::InviteEvent, routing_key: &str) -> Value {
-    let mut line = json!({
-        "routing_key": routing_key,
-        "event_id": event.event_id,
-        "type": event.r#type().as_str_name(),
-        "occurred_at": rfc3339(&event.occurred_at),
-        "actor_id": event.actor_id,
-        "sequence": event.sequence,
-        "invite": event.invite.as_ref().map(invite_json),
-    });
-    if !event.token.is_empty() {
-        line["token"] = Value::String(event.token.clone());
-    }
-    line
-}
-
-fn invite_json(invite: &pb::Invite) -> Value {
-    let invitee = match &invite.invitee {
-        Some(pb::invite::Invitee::InviteeEmail(email)) => json!({ "invitee_email": email }),
-        Some(pb::invite::Invitee::InviteePhone(phone)) => json!({ "invitee_phone": phone }),
-        Some(pb::invite::Invitee::InviteeUserId(id)) => json!({ "invitee_user_id": id }),
-        None => json!({ "allowed_email_domains": invite.allowed_email_domains }),
-    };
-    let mut value = json!({
-        "id": invite.id,
-        "target_type": invite.target_type,
-        "target_id": invite.target_id,
-        "inviter_id": invite.inviter_id,
-        "role": invite.role,
-        "status": invite.status().as_str_name(),
-        "starts_at": rfc3339(&invite.starts_at),
-        "expires_at": rfc3339(&invite.expires_at),
-        "max_uses": invite.max_uses,
-        "use_count": invite.use_count,
-        "requires_passcode": invite.requires_passcode,
-        "metadata": invite.metadata.as_ref().map(pb::struct_to_json),
-        "accepted_by": invite.accepted_by,
-        "accepted_at": rfc3339(&invite.accepted_at),
-        "rejected_at": rfc3339(&invite.rejected_at),
-        "revoked_by": invite.revoked_by,
-        "revoked_at": rfc3339(&invite.revoked_at),
-        "revoke_reason": invite.revoke_reason,
-        "create_time": rfc3339(&invite.create_time),
-        "update_time": rfc3339(&invite.update_time),
-        "etag": invite.etag,
-    });
-    if let (Value::Object(fields), Value::Object(who)) = (&mut value, invitee) {
-        fields.extend(who);
-    }
-    value
+fn invite_event_descriptor() -> anyhow::Result<MessageDescriptor> {
+    DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET)
+        .context("the embedded descriptors")?
+        .get_message_by_name(broker::MESSAGE_TYPE)
+        .context("the embedded descriptors lack the event message")
 }

@@ -223,10 +223,20 @@ async fn events_tail_prints_each_published_event_as_a_json_line() {
         .expect("a line within 15 s")
         .unwrap()
         .expect("a line");
-    let event: serde_json::Value = serde_json::from_str(&line).expect("one JSON object per line");
-    assert_eq!(event["routing_key"], "invite.created");
+    let line: serde_json::Value = serde_json::from_str(&line).expect("one JSON object per line");
+    assert_eq!(line["routing_key"], "invite.created");
+    assert_eq!(line["redelivered"], false);
+    let event = &line["event"];
+    assert_eq!(line["message_id"], event["event_id"]);
     assert_eq!(event["type"], "INVITE_EVENT_TYPE_CREATED");
-    assert_eq!(event["sequence"], 1);
+    // Canonical protobuf JSON: 64-bit integers as strings, RFC 3339 times,
+    // every field of the proto (request_id was added after this printer).
+    assert_eq!(event["sequence"], "1");
+    assert!(
+        event["occurred_at"].as_str().unwrap().ends_with('Z'),
+        "{event}"
+    );
+    assert!(!event["request_id"].as_str().unwrap().is_empty(), "{event}");
     assert_eq!(event["invite"]["id"], invite.id.as_str());
     assert_eq!(event["invite"]["invitee_email"], "bob@example.org");
     tail.kill().await.ok();
