@@ -23,6 +23,7 @@ mod passcodes;
 mod pool_health;
 mod probes;
 mod relay;
+mod replicas;
 mod resilience;
 mod serving;
 mod tokens;
