@@ -58,10 +58,10 @@ async fn start_replica(name: &str, database_url: &str, exchange: &str) -> Replic
             let Ok(object) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
-            if let Some(address) = object["fields"]["listen"].as_str() {
-                if let Some(listening) = listening.take() {
-                    let _ = listening.send(address.to_owned());
-                }
+            if let Some(address) = object["fields"]["listen"].as_str()
+                && let Some(listening) = listening.take()
+            {
+                let _ = listening.send(address.to_owned());
             }
         }
     });
