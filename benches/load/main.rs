@@ -6,6 +6,7 @@
 //! `cargo bench --bench load` (PostgreSQL); `cargo bench --bench load --
 //! --database sqlite` for the embedded default. `--help` lists the knobs.
 
+mod relay;
 mod server;
 mod stats;
 mod workload;
@@ -61,6 +62,9 @@ struct Args {
     /// Invites prepared for AcceptInvite (one per call).
     #[arg(long, default_value_t = 60_000)]
     accepts: usize,
+    /// Events written with the broker away, then drained (0: skip the relay).
+    #[arg(long, default_value_t = 20_000)]
+    backlog: usize,
     /// cargo bench passes `--bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -71,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let postgres = args.database == "postgres";
     let database_url = server::fresh_database(postgres, &args.postgres_url).await?;
-    let server = Server::start(database_url.clone(), &args.amqp_url).await?;
+    let server = Server::start(&database_url, &args.amqp_url, &exchange_name()).await?;
     let channel = connect(&server.address).await?;
     wait_until_serving(channel.clone()).await?;
     let accepts = if args.rpcs.contains(&Rpc::Accept) {
@@ -114,8 +118,73 @@ async fn main() -> anyhow::Result<()> {
         println!("\nserver peak RSS: {rss:.1} MB");
     }
     server.stop().await;
+    if args.backlog > 0 {
+        measure_relay(&args, postgres).await?;
+    }
     Ok(())
 }
+
+fn exchange_name() -> String {
+    format!("invites-bench-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A backlog written while the broker is out of reach, then drained by a
+/// server that reaches it; beside it, a raw publisher with confirms; then
+/// commit-to-consumer latency at a steady rate.
+async fn measure_relay(args: &Args, postgres: bool) -> anyhow::Result<()> {
+    let database_url = server::fresh_database(postgres, &args.postgres_url).await?;
+    let exchange = exchange_name();
+    eprintln!(
+        "writing a backlog of {} events with the broker away…",
+        args.backlog
+    );
+    let away = Server::start(&database_url, "amqp://127.0.0.1:1/%2f", &exchange).await?;
+    let channel = connect(&away.address).await?;
+    wait_until_serving(channel.clone()).await?;
+    let writer = Workload::new()
+        .prepare(&InviteServiceClient::new(channel), args.backlog)
+        .await?;
+    drop(writer);
+    away.stop().await;
+    let waiting = relay::backlog(&database_url).await?;
+    let (_broker, consumer, queue) = relay::bind_queue(&args.amqp_url, &exchange).await?;
+    let server = Server::start(&database_url, &args.amqp_url, &exchange).await?;
+    let drained = relay::drain_rate(&database_url, waiting).await?;
+    let raw = relay::raw_publish_rate(&args.amqp_url, waiting as usize, EVENT_BODY_BYTES).await?;
+    consumer
+        .queue_purge(queue.as_str().into(), Default::default())
+        .await?;
+    let channel = connect(&server.address).await?;
+    let steady = Workload::new()
+        .prepare(&InviteServiceClient::new(channel.clone()), 0)
+        .await?;
+    let load = tokio::spawn(async move {
+        let mut client = InviteServiceClient::new(channel);
+        let mut pace = tokio::time::interval(Duration::from_micros(1_000_000 / STEADY_RATE));
+        for _ in 0..STEADY_EVENTS {
+            pace.tick().await;
+            let _ = steady.call(Rpc::Create, &mut client).await;
+        }
+    });
+    let (p50, p99) = relay::commit_to_consumer(&consumer, &queue, STEADY_EVENTS as usize).await?;
+    load.await?;
+    relay::delete_queue(&consumer, &queue).await;
+    server.stop().await;
+    println!("\n| relay | events/s | raw confirmed publish/s | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| drain {waiting} events | {drained:.0} | {raw:.0} | {:.0}% |",
+        100.0 * drained / raw
+    );
+    println!("\ncommit → consumer at {STEADY_RATE} creates/s: p50 {p50:.1} ms, p99 {p99:.1} ms");
+    Ok(())
+}
+
+/// Creates per second while latency is measured, and how many.
+const STEADY_RATE: u64 = 500;
+const STEADY_EVENTS: u64 = 5_000;
+/// An `invite.created` body as the service writes it, about.
+const EVENT_BODY_BYTES: usize = 235;
 
 async fn connect(address: &str) -> anyhow::Result<Channel> {
     Ok(Channel::from_shared(format!("http://{address}"))?

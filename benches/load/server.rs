@@ -35,13 +35,12 @@ pub async fn fresh_database(postgres: bool, admin_url: &str) -> anyhow::Result<S
 }
 
 impl Server {
-    pub async fn start(database_url: String, amqp_url: &str) -> anyhow::Result<Self> {
-        let exchange = format!("invites-bench-{}", uuid::Uuid::now_v7().simple());
+    pub async fn start(database_url: &str, amqp_url: &str, exchange: &str) -> anyhow::Result<Self> {
         let mut child = Command::new(BIN)
             .env_clear()
-            .env("DATABASE_URL", &database_url)
+            .env("DATABASE_URL", database_url)
             .env("AMQP_URL", amqp_url)
-            .env("INVITES_EXCHANGE", &exchange)
+            .env("INVITES_EXCHANGE", exchange)
             .env("INVITES_JWT_SECRET", SECRET)
             .env("INVITES_LISTEN", "127.0.0.1:0")
             .env("INVITES_LOG_FORMAT", "json")
