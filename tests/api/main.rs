@@ -11,6 +11,7 @@ mod call_log;
 mod changes;
 mod concurrency;
 mod expiry;
+mod faults;
 mod history;
 mod idempotency;
 mod lifecycle;
