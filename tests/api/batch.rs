@@ -34,8 +34,11 @@ async fn a_batch_creates_the_valid_invites_and_lists_each_refused_address_with_i
     let alice = token("alice", None, false);
     let mut earlier = email_invite("grp-1", "dana@example.org");
     earlier.invite.as_mut().unwrap().target_type = "account_group".into();
-    create(&mut client, earlier, &alice).await;
-    events.take(1).await;
+    let (dana, _) = create(&mut client, earlier, &alice).await;
+    assert_events(
+        &events.take(1).await,
+        &[("invite.created", &dana.id, "alice", 1)],
+    );
 
     let request = batch(&[
         " ann@example.org",
@@ -78,6 +81,18 @@ async fn a_batch_creates_the_valid_invites_and_lists_each_refused_address_with_i
         ]
     );
     let received = events.take(2).await;
+    let ids: Vec<_> = answer
+        .created
+        .iter()
+        .map(|c| c.invite.as_ref().unwrap().id.as_str())
+        .collect();
+    assert_events(
+        &received,
+        &[
+            ("invite.created", ids[0], "alice", 1),
+            ("invite.created", ids[1], "alice", 1),
+        ],
+    );
     for (event, created) in received.iter().zip(&answer.created) {
         assert_eq!(event.routing_key, "invite.created");
         assert_eq!(event.event.token, created.token, "notify carries the token");

@@ -55,7 +55,13 @@ async fn resending_replaces_the_token_moves_the_expiry_and_publishes_invite_rese
         .unwrap_err();
     assert_eq!(stale.code(), Code::NotFound, "the old token stops working");
     let received = events.take(2).await;
-    assert_eq!(received[1].routing_key, "invite.resent");
+    assert_events(
+        &received,
+        &[
+            ("invite.created", &new_invite.id, "alice", 1),
+            ("invite.resent", &new_invite.id, "alice", 2),
+        ],
+    );
     assert_eq!(received[1].event.r#type(), InviteEventType::Resent);
     assert_eq!(received[1].event.token, resent.token);
     client
@@ -107,7 +113,13 @@ async fn an_update_with_the_current_etag_publishes_invite_updated(db: Db) {
         pb::json_to_struct(&serde_json::json!({"channel": "ops"}))
     );
     let received = events.take(2).await;
-    assert_eq!(received[1].routing_key, "invite.updated");
+    assert_events(
+        &received,
+        &[
+            ("invite.created", &invite.id, "alice", 1),
+            ("invite.updated", &invite.id, "alice", 2),
+        ],
+    );
     assert_eq!(received[1].event.invite.as_ref(), Some(&updated));
     let got = client
         .get_invite(authed(pb::GetInviteRequest { id: invite.id }, &alice))

@@ -121,9 +121,17 @@ async fn a_duplicate_that_stops_being_pending_mid_create_does_not_refuse_it() {
     let created = create.await.unwrap();
 
     let created = created.expect("the duplicate was revoked before the create could see it");
-    assert_ne!(created.into_inner().invite.unwrap().id, scene.invite.id);
+    let created_id = created.into_inner().invite.unwrap().id;
+    assert_ne!(created_id, scene.invite.id);
     db.close().await.ok();
-    scene.events.take(2).await;
+    // The revoke was written behind the service's back: no event of its own.
+    assert_events(
+        &scene.events.take(2).await,
+        &[
+            ("invite.created", &scene.invite.id, "alice", 1),
+            ("invite.created", &created_id, "alice", 1),
+        ],
+    );
     scene.end().await;
 }
 

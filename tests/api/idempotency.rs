@@ -47,9 +47,13 @@ async fn a_retried_create_returns_the_same_invite_and_token_and_publishes_once(d
     )
     .await;
     assert_ne!(carol.0.id, first.0.id);
-    let received = events.take(2).await;
-    assert_eq!(received[0].event.invite.as_ref().unwrap().id, first.0.id);
-    assert_eq!(received[1].event.invite.as_ref().unwrap().id, carol.0.id);
+    assert_events(
+        &events.take(2).await,
+        &[
+            ("invite.created", &first.0.id, "alice", 1),
+            ("invite.created", &carol.0.id, "carol", 1),
+        ],
+    );
     events.assert_no_more(Duration::from_millis(500)).await;
     events.delete_exchange().await;
     app.stop().await;
@@ -107,7 +111,18 @@ async fn a_retried_batch_returns_the_same_answer(db: Db) {
     assert_eq!(first, retry);
     assert_eq!(first.created.len(), 2);
     assert_eq!(first.invalid.len(), 1);
-    events.take(2).await;
+    let ids: Vec<_> = first
+        .created
+        .iter()
+        .map(|c| c.invite.as_ref().unwrap().id.as_str())
+        .collect();
+    assert_events(
+        &events.take(2).await,
+        &[
+            ("invite.created", ids[0], "alice", 1),
+            ("invite.created", ids[1], "alice", 1),
+        ],
+    );
     events.assert_no_more(Duration::from_millis(500)).await;
     events.delete_exchange().await;
     app.stop().await;
@@ -123,6 +138,7 @@ async fn no_token_is_stored_in_plain_text(db: Db) {
         &token("alice", None, false),
     )
     .await;
+    let invite_id = invite.id.clone();
     let resend = pb::ResendInviteRequest {
         id: invite.id,
         notify: true,
@@ -134,6 +150,13 @@ async fn no_token_is_stored_in_plain_text(db: Db) {
         .unwrap()
         .into_inner();
     let received = events.take(2).await;
+    assert_events(
+        &received,
+        &[
+            ("invite.created", &invite_id, "alice", 1),
+            ("invite.resent", &invite_id, "alice", 2),
+        ],
+    );
     assert_eq!(
         received[1].event.token, resent.token,
         "the event carried it"
@@ -188,7 +211,8 @@ async fn concurrent_retries_with_one_key_all_get_the_first_answer(db: Db) {
         answers.windows(2).all(|pair| pair[0] == pair[1]),
         "one answer for all"
     );
-    events.take(1).await;
+    let id = &answers[0].invite.as_ref().unwrap().id;
+    assert_events(&events.take(1).await, &[("invite.created", id, "alice", 1)]);
     events.assert_no_more(Duration::from_millis(500)).await;
     events.delete_exchange().await;
     app.stop().await;

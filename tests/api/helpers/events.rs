@@ -39,6 +39,23 @@ impl Received {
     }
 }
 
+/// Asserts what each received event says, in the order received: routing
+/// key, invite id, actor and the invite's sequence number.
+pub fn assert_events(received: &[Received], expected: &[(&str, &str, &str, i64)]) {
+    let got: Vec<_> = received
+        .iter()
+        .map(|r| {
+            (
+                r.routing_key.as_str(),
+                r.event.invite.as_ref().map_or("", |i| i.id.as_str()),
+                r.event.actor_id.as_str(),
+                r.event.sequence,
+            )
+        })
+        .collect();
+    assert_eq!(got, expected, "(routing key, invite, actor, sequence)");
+}
+
 /// A queue of the test's own, bound with `#` to the test's exchange.
 pub struct Events {
     connection: Connection,
