@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use invite_service::pb;
+use invite_service::pb::{self, invite_service_client::InviteServiceClient};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -283,6 +283,38 @@ fn patient_client(
     pb::invite_service_client::InviteServiceClient::with_origin(http2, origin)
 }
 
+/// A server on PostgreSQL with these flags, and alice's invite whose row the
+/// test holds locked, so that calls changing it wait.
+struct Held {
+    app: TestApp,
+    client: InviteServiceClient<tonic::transport::Channel>,
+    alice: String,
+    invite: pb::Invite,
+    held: RowHeld,
+}
+
+async fn an_invite_held_locked(flags: &[&str]) -> Held {
+    let mut options = with_metrics(Options::fresh(Db::Postgres).await);
+    options.flags.extend(flags.iter().map(|f| f.to_string()));
+    let app = TestApp::start(options).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    let (invite, _) = create(
+        &mut client,
+        email_invite("org-1", "bob@example.org"),
+        &alice,
+    )
+    .await;
+    let held = RowHeld::lock(&app.database_url, &invite.id).await;
+    Held {
+        app,
+        client,
+        alice,
+        invite,
+        held,
+    }
+}
+
 fn revoke(id: &str, alice: &str) -> tonic::Request<pb::RevokeInviteRequest> {
     authed(
         pb::RevokeInviteRequest {
@@ -295,20 +327,13 @@ fn revoke(id: &str, alice: &str) -> tonic::Request<pb::RevokeInviteRequest> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_concurrent_call_cap_calls_are_refused_at_once_and_health_holds() {
-    let mut options = with_metrics(Options::fresh(Db::Postgres).await);
-    options
-        .flags
-        .extend(["--max-concurrent-calls".into(), "2".into()]);
-    let app = TestApp::start(options).await;
-    let mut client = app.client().await;
-    let alice = token("alice", None, false);
-    let (invite, _) = create(
-        &mut client,
-        email_invite("org-1", "bob@example.org"),
-        &alice,
-    )
-    .await;
-    let held = RowHeld::lock(&app.database_url, &invite.id).await;
+    let Held {
+        app,
+        mut client,
+        alice,
+        invite,
+        held,
+    } = an_invite_held_locked(&["--max-concurrent-calls", "2"]).await;
     let mut waiting = Vec::new();
     for _ in 0..2 {
         let mut client = client.clone();
@@ -371,20 +396,13 @@ async fn past_the_concurrent_call_cap_calls_are_refused_at_once_and_health_holds
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_past_its_deadline_is_ended_by_the_server_and_changes_nothing() {
-    let mut options = with_metrics(Options::fresh(Db::Postgres).await);
-    options
-        .flags
-        .extend(["--call-timeout".into(), "600ms".into()]);
-    let app = TestApp::start(options).await;
-    let mut client = app.client().await;
-    let alice = token("alice", None, false);
-    let (invite, _) = create(
-        &mut client,
-        email_invite("org-1", "bob@example.org"),
-        &alice,
-    )
-    .await;
-    let held = RowHeld::lock(&app.database_url, &invite.id).await;
+    let Held {
+        app,
+        mut client,
+        alice,
+        invite,
+        held,
+    } = an_invite_held_locked(&["--call-timeout", "600ms"]).await;
 
     // Bounded here too: without a deadline in the server, the calls would
     // wait for the row as long as the test holds it.
