@@ -257,3 +257,64 @@ async fn wait_for_serving(app: &TestApp) {
     }
     panic!("health did not come back to SERVING within 30 s");
 }
+
+/// The service killed with SIGKILL while creates and accepts run, then
+/// started again on the same database: what was answered OK is published,
+/// nothing stays stuck in the outbox, and nothing is half-written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_killed_mid_load_and_started_again_loses_no_event_and_leaves_none_stuck() {
+    let options = Options::fresh(Db::Postgres).await;
+    let mut events = Events::bind(&options.exchange).await;
+    let mut first = start_replica("first", &options.database_url, &options.exchange).await;
+    let promised = Promised::default();
+    let until = Instant::now() + Duration::from_secs(30);
+    let callers: Vec<_> = (0..4)
+        .map(|caller| {
+            tokio::spawn(create_and_accept(
+                first.client.clone(),
+                caller,
+                until,
+                promised.clone(),
+            ))
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.child.start_kill().unwrap();
+    first.child.wait().await.unwrap();
+    for caller in callers {
+        // Calls made after the kill fail; the loops are stopped here.
+        caller.abort();
+    }
+    let _second = start_replica("second", &options.database_url, &options.exchange).await;
+    wait_until_outbox_is_empty(&options.database_url).await;
+
+    let promised = promised.lock().await.clone();
+    assert!(
+        promised.len() > 20,
+        "load ran: {} events promised",
+        promised.len()
+    );
+    let mut delivered = HashSet::new();
+    while !promised.is_subset(&delivered) {
+        let received = events.next().await;
+        delivered.insert((
+            received.event.invite.as_ref().unwrap().id.clone(),
+            received.event.sequence,
+        ));
+    }
+    let db = Database::connect(&options.database_url).await.unwrap();
+    let invites_without_event = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM invites i WHERE NOT EXISTS \
+             (SELECT 1 FROM invite_events e WHERE e.invite_id = i.id AND e.sequence = 1)",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(invites_without_event, 0);
+    events.delete_exchange().await;
+}

@@ -3,103 +3,19 @@
 //! event is lost, each invite's events keep their order, and another
 //! replica takes the relay over within seconds.
 
-use std::{collections::HashMap, process::Stdio, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use futures_util::StreamExt as _;
 use invite_service::pb::{self, invite_service_client::InviteServiceClient};
 use sea_orm::{ConnectionTrait as _, Database, DatabaseConnection, Statement};
-use tokio::{
-    io::{AsyncBufReadExt as _, BufReader},
-    process::{Child, Command},
-    sync::oneshot,
-};
 use tonic::transport::Channel;
 
 use crate::helpers::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_invite-service");
 const REPLICAS: usize = 3;
 /// Invites created before the kill and while it happens.
 const BEFORE: usize = 60;
 const DURING: usize = 60;
-
-struct Replica {
-    name: String,
-    child: Child,
-    client: InviteServiceClient<Channel>,
-}
-
-/// Starts `invite-service` with its own `application_name`, so that the
-/// database tells which replica holds the relay's lock.
-async fn start_replica(name: &str, database_url: &str, exchange: &str) -> Replica {
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .env(
-            "DATABASE_URL",
-            format!("{database_url}?application_name={name}"),
-        )
-        .env("AMQP_URL", amqp_url())
-        .env("INVITES_EXCHANGE", exchange)
-        .env("INVITES_JWT_SECRET", SECRET)
-        .env("INVITES_LISTEN", "127.0.0.1:0")
-        .env("INVITES_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info,invite_service::grpc::calls=warn")
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let (listening, listen) = oneshot::channel();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    // Read to the end, or a full pipe would stall the replica.
-    tokio::spawn(async move {
-        let mut listening = Some(listening);
-        while let Ok(Some(line)) = lines.next_line().await {
-            let Ok(object) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if let Some(address) = object["fields"]["listen"].as_str()
-                && let Some(listening) = listening.take()
-            {
-                let _ = listening.send(address.to_owned());
-            }
-        }
-    });
-    let address = tokio::time::timeout(Duration::from_secs(30), listen)
-        .await
-        .expect("the replica listens within 30 s")
-        .expect("the replica started");
-    let channel = Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    wait_until_serving(channel.clone()).await;
-    let client = InviteServiceClient::new(channel);
-    Replica {
-        name: name.to_owned(),
-        child,
-        client,
-    }
-}
-
-async fn wait_until_serving(channel: Channel) {
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
-    let mut health = HealthClient::new(channel);
-    for _ in 0..300 {
-        let status = health
-            .check(HealthCheckRequest::default())
-            .await
-            .map(|answer| answer.into_inner().status());
-        if matches!(status, Ok(ServingStatus::Serving)) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the replica did not become SERVING within 30 s");
-}
 
 /// The replica whose relay holds the advisory lock now, polled until one does.
 async fn relay_leader(db: &DatabaseConnection) -> String {

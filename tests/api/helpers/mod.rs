@@ -6,12 +6,14 @@ mod app;
 mod database;
 mod events;
 mod links;
+mod process;
 mod requests;
 
 pub use app::*;
 pub use database::*;
 pub use events::*;
 pub use links::*;
+pub use process::*;
 pub use requests::*;
 
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
