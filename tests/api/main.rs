@@ -13,6 +13,7 @@ mod concurrency;
 mod deploy;
 mod expiry;
 mod faults;
+mod fuzz;
 mod history;
 mod idempotency;
 mod lifecycle;
