@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     Statement,
@@ -33,8 +32,10 @@ pub struct NewEvent {
     pub request_id: Option<String>,
 }
 
+/// Written without RETURNING: nothing is read back, and the row's payload
+/// would otherwise travel back over the wire with each event.
 pub async fn enqueue_event(conn: &impl ConnectionTrait, event: NewEvent) -> Result<()> {
-    invite_event::ActiveModel {
+    let row = invite_event::ActiveModel {
         id: Set(event.id),
         invite_id: Set(event.invite_id),
         sequence: Set(event.sequence),
@@ -46,9 +47,10 @@ pub async fn enqueue_event(conn: &impl ConnectionTrait, event: NewEvent) -> Resu
         published_at: Set(None),
         request_id: Set(event.request_id),
         ..Default::default()
-    }
-    .insert(conn)
-    .await?;
+    };
+    invite_event::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 
