@@ -22,9 +22,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// lapin logs each message RabbitMQ returns (no queue bound) at warn, body
+/// and all, and an `invite.created` body asked to notify holds the invite's
+/// token. The relay reports unrouted keys itself, so this stays off whatever
+/// `RUST_LOG` says.
+const NEVER: &str = "lapin::returned_messages=off";
+
 pub fn init(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER))
+        .add_directive(NEVER.parse().expect("a valid directive"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -53,6 +53,11 @@ async fn each_call_leaves_one_json_line_with_its_method_code_caller_invite_and_r
         .env("DATABASE_URL", &url)
         .env("INVITES_JWT_SECRET", SECRET)
         .env("AMQP_URL", amqp_url())
+        // No queue is bound to it: every event comes back unrouted.
+        .env(
+            "INVITES_EXCHANGE",
+            format!("invites-test-{}", uuid::Uuid::now_v7().simple()),
+        )
         .env("INVITES_LISTEN", "127.0.0.1:0")
         .env("INVITES_LOG_FORMAT", "json")
         .stdin(Stdio::null())
@@ -77,7 +82,13 @@ async fn each_call_leaves_one_json_line_with_its_method_code_caller_invite_and_r
             .await
             .unwrap();
     let alice = token("alice", None, false);
-    let mut traced = authed(email_invite("org-1", "bob@example.org"), &alice);
+    let mut traced = authed(
+        pb::CreateInviteRequest {
+            notify: true,
+            ..email_invite("org-1", "bob@example.org")
+        },
+        &alice,
+    );
     traced
         .metadata_mut()
         .insert("x-request-id", "trace-1234".parse().unwrap());
@@ -94,6 +105,9 @@ async fn each_call_leaves_one_json_line_with_its_method_code_caller_invite_and_r
         .unwrap_err();
     let create_line = log.find(call_line("CreateInvite")).await;
     let get_line = log.find(call_line("GetInvite")).await;
+    // Said once the relay has its confirm, after RabbitMQ returned the body.
+    log.find(|line| line["fields"]["routing_key"] == "invite.created")
+        .await;
 
     let invite_id = created.invite.unwrap().id;
     assert_eq!(create_line["level"], "INFO");
@@ -107,7 +121,10 @@ async fn each_call_leaves_one_json_line_with_its_method_code_caller_invite_and_r
     assert_eq!(get_line["fields"]["code"], "NOT_FOUND");
     assert_eq!(get_line["fields"]["reason"], "INVITE_NOT_FOUND");
     assert!(get_line["span"]["request_id"].as_str().unwrap().len() >= 32);
-    for secret in [created.token.as_str(), alice.as_str(), SECRET] {
+    // A body logged with `?` shows its bytes as a list of numbers.
+    let token_bytes = format!("{:?}", created.token.as_bytes());
+    let token_bytes = &token_bytes[1..token_bytes.len() - 1];
+    for secret in [created.token.as_str(), token_bytes, alice.as_str(), SECRET] {
         assert!(
             !log.seen.contains(secret),
             "a secret in the log:\n{}",
