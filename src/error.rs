@@ -34,6 +34,23 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// The same failure for each caller of a group that failed together:
+    /// same kind, so the same gRPC code; an internal cause as its text.
+    pub fn shared(&self) -> Self {
+        match self {
+            Self::Rule(err) => Self::Rule(err.clone()),
+            Self::Conflict(why) => Self::Conflict(why.clone()),
+            Self::Unavailable(why) => Self::Unavailable(why.clone()),
+            Self::Overloaded { message, reason } => Self::Overloaded { message, reason },
+            Self::RateLimited { retry_after } => Self::RateLimited {
+                retry_after: *retry_after,
+            },
+            Self::Internal(err) => Self::Internal(anyhow::anyhow!("{err:#}")),
+        }
+    }
+}
+
 impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
         if is_unreachable(&err) {

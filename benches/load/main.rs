@@ -75,7 +75,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let postgres = args.database == "postgres";
     let database_url = server::fresh_database(postgres, &args.postgres_url).await?;
-    let server = Server::start(&database_url, &args.amqp_url, &exchange_name()).await?;
+    let exchange = exchange_name();
+    // Bound as a consumer's would be: an unrouted event costs RabbitMQ and
+    // the relay a returned message, which no deployment pays.
+    let (_broker, consumer, queue) = relay::bind_queue(&args.amqp_url, &exchange).await?;
+    let server = Server::start(&database_url, &args.amqp_url, &exchange).await?;
     let channel = connect(&server.address).await?;
     wait_until_serving(channel.clone()).await?;
     let accepts = if args.rpcs.contains(&Rpc::Accept) {
@@ -118,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
         println!("\nserver peak RSS: {rss:.1} MB");
     }
     server.stop().await;
+    relay::delete_queue(&consumer, &queue).await;
     if args.backlog > 0 {
         measure_relay(&args, postgres).await?;
     }

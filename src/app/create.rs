@@ -63,6 +63,16 @@ impl Invites {
         if let Some(Ok(passcode)) = passcode {
             invite.passcode_hash = Some(self.passcodes.hash(passcode).await?);
         }
+        // A refused one may be a duplicate, or one past its expiry: those
+        // are decided one at a time, below.
+        if idempotency.is_none()
+            && let Some(created) = self
+                .groups
+                .create(caller, invite.clone(), notify, now)
+                .await?
+        {
+            return Ok(created);
+        }
         let created = self
             .write_created(Creation {
                 rpc: CREATE,

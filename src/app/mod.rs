@@ -3,6 +3,7 @@
 
 mod answer_size;
 mod create;
+mod create_group;
 mod expiry;
 mod idempotency;
 mod lifecycle;
@@ -34,6 +35,7 @@ pub struct Invites {
     seal: ReplaySeal,
     passcodes: passcodes::PasscodeWork,
     limits: RateLimits,
+    groups: create_group::CreateGroups,
 }
 
 /// How a request names an invite, as received.
@@ -47,6 +49,7 @@ impl Invites {
     pub fn new(store: Store, wakeup: RelayWakeup, policy: Policy, seal: ReplaySeal) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
+            groups: create_group::CreateGroups::new(store.clone(), wakeup.clone()),
             store,
             wakeup,
             policy,

@@ -117,6 +117,7 @@ impl Relay {
         };
         match self.publish_batch(publisher, &mut state.reports).await {
             Ok(Batch::Done(outcome)) => {
+                tracing::debug!(published = outcome.published, "relay batch");
                 state.reconnect.reset();
                 state.after(outcome)
             }

@@ -35,7 +35,22 @@ pub struct NewEvent {
 /// Written without RETURNING: nothing is read back, and the row's payload
 /// would otherwise travel back over the wire with each event.
 pub async fn enqueue_event(conn: &impl ConnectionTrait, event: NewEvent) -> Result<()> {
-    let row = invite_event::ActiveModel {
+    invite_event::Entity::insert(event_row(event))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Several events in one statement (a group of creates), without RETURNING.
+pub async fn enqueue_events(conn: &impl ConnectionTrait, events: Vec<NewEvent>) -> Result<()> {
+    invite_event::Entity::insert_many(events.into_iter().map(event_row))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+fn event_row(event: NewEvent) -> invite_event::ActiveModel {
+    invite_event::ActiveModel {
         id: Set(event.id),
         invite_id: Set(event.invite_id),
         sequence: Set(event.sequence),
@@ -47,11 +62,7 @@ pub async fn enqueue_event(conn: &impl ConnectionTrait, event: NewEvent) -> Resu
         published_at: Set(None),
         request_id: Set(event.request_id),
         ..Default::default()
-    };
-    invite_event::Entity::insert(row)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    }
 }
 
 pub type StoredEvent = invite_event::Model;

@@ -47,6 +47,25 @@ pub async fn try_insert_invite(
     Ok(inserted == 1)
 }
 
+/// Inserts new invites in one statement; the ids of those a unique index
+/// did not refuse (a pending invite for the same target and invitee, in the
+/// table or earlier in the same statement) come back.
+pub async fn try_insert_invites(
+    conn: &impl ConnectionTrait,
+    invites: &[(&Invite, &TokenDigest)],
+) -> Result<Vec<Uuid>> {
+    if invites.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = invites
+        .iter()
+        .map(|(invite, token)| rows::to_new_row(invite, token));
+    Ok(invite::Entity::insert_many(rows)
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .exec_with_returning_keys(conn)
+        .await?)
+}
+
 /// The pending invite for the same target and invitee as `invite`, locked.
 pub async fn lock_pending_duplicate(
     conn: &impl ConnectionTrait,

@@ -24,8 +24,8 @@ use tokio::sync::watch;
 
 pub use callers::{caller_record, forget_passcode_failures, save_passcode_failures};
 pub use events::{
-    NewEvent, OutboxBacklog, StoredEvent, enqueue_event, invite_history, latest_event,
-    mark_published, outbox_backlog, try_lead_relay, unpublished_heads,
+    NewEvent, OutboxBacklog, StoredEvent, enqueue_event, enqueue_events, invite_history,
+    latest_event, mark_published, outbox_backlog, try_lead_relay, unpublished_heads,
 };
 pub use idempotency::{
     StoredAnswer, claim_answer, find_answer, forget_answers_before, record_answer,
@@ -33,7 +33,7 @@ pub use idempotency::{
 pub use invites::{
     Lookup, claim_expired, delete_invite, find_invite, list_invites, lock_invite,
     lock_pending_duplicate, read_invite, record_redemption, replace_token, save_invite,
-    try_insert_invite,
+    try_insert_invite, try_insert_invites,
 };
 
 use crate::error::{Error, Result};
