@@ -32,7 +32,7 @@ impl Invites {
         let now = now();
         let txn = self.store.begin().await?;
         let mut invite = lock_existing(&txn, &lookup).await?;
-        let mut record = store::caller_record(&txn, invite.id, &caller.user_id).await?;
+        let mut record = store::caller_record(&txn, &invite, &caller.user_id).await?;
         match invite.accept(caller, via, &mut record, proof, now)? {
             Acceptance::Repeated => return Ok(invite.seen_by(caller, record.accepted_at)),
             Acceptance::PasscodeRejected => {
@@ -112,7 +112,7 @@ impl Invites {
         let invite = store::read_invite(conn, lookup)
             .await?
             .ok_or(InviteError::NotFound)?;
-        let record = store::caller_record(conn, invite.id, &caller.user_id).await?;
+        let record = store::caller_record(conn, &invite, &caller.user_id).await?;
         Ok(invite
             .check_acceptable(caller, via, &record, now())?
             .cloned())

@@ -75,7 +75,7 @@ impl Invites {
             .await?
             .ok_or(InviteError::NotFound)?;
         invite.ensure_visible_by_token(caller)?;
-        let record = store::caller_record(conn, invite.id, &caller.user_id).await?;
+        let record = store::caller_record(conn, &invite, &caller.user_id).await?;
         Ok(invite.seen_by(caller, record.accepted_at))
     }
 

@@ -6,20 +6,26 @@ use uuid::Uuid;
 
 use super::entities::{passcode_failure, redemption};
 use crate::{
-    domain::{CallerRecord, Id},
+    domain::{CallerRecord, Id, Invite},
     error::Result,
 };
 
+/// The caller's acceptance of `invite`, and their wrong passcodes, read
+/// only for an invite that has a passcode: without one they count for
+/// nothing, and an accept saves a round trip.
 pub async fn caller_record(
     conn: &impl ConnectionTrait,
-    invite_id: Uuid,
+    invite: &Invite,
     user: &Id,
 ) -> Result<CallerRecord> {
-    let key = (invite_id, user.to_string());
+    let key = (invite.id, user.to_string());
     let accepted = redemption::Entity::find_by_id(key.clone())
         .one(conn)
         .await?;
-    let failures = passcode_failure::Entity::find_by_id(key).one(conn).await?;
+    let failures = match invite.passcode_hash {
+        Some(_) => passcode_failure::Entity::find_by_id(key).one(conn).await?,
+        None => None,
+    };
     Ok(CallerRecord {
         accepted_at: accepted.map(|row| row.redeemed_at),
         passcode_failures: failures.map_or(0, |row| row.failures.max(0) as u32),
