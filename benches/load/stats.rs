@@ -50,26 +50,30 @@ impl Run {
 pub struct Yardstick {
     pub rate: f64,
     pub latency_ms: f64,
+    /// From pgbench's per-transaction log.
+    pub p99_ms: f64,
 }
 
 pub fn header() {
     println!(
-        "| RPC | callers | calls/s | p50 ms | p90 ms | p99 ms | max ms | errors | pgbench tps | pgbench avg ms | ratio |"
+        "| RPC | callers | calls/s | p50 ms | p90 ms | p99 ms | max ms | errors | pgbench tps | pgbench avg ms | pgbench p99 ms | ratio | p99 ÷ pgbench p99 |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
 pub fn row(rpc: &str, callers: usize, run: &mut Run, yardstick: Option<Yardstick>) {
-    let (tps, average, ratio) = match yardstick {
+    let (tps, average, p99, ratio, p99_ratio) = match yardstick {
         Some(y) => (
             format!("{:.0}", y.rate),
             format!("{:.2}", y.latency_ms),
+            format!("{:.2}", y.p99_ms),
             format!("{:.0}%", 100.0 * run.rate() / y.rate),
+            format!("{:.1}×", run.percentile(0.99) / y.p99_ms),
         ),
-        None => ("–".into(), "–".into(), "–".into()),
+        None => ("–".into(), "–".into(), "–".into(), "–".into(), "–".into()),
     };
     println!(
-        "| {rpc} | {callers} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {tps} | {average} | {ratio} |",
+        "| {rpc} | {callers} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {tps} | {average} | {p99} | {ratio} | {p99_ratio} |",
         run.rate(),
         run.percentile(0.5),
         run.percentile(0.9),

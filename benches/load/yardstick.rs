@@ -45,8 +45,13 @@ pub async fn measure(
     let Some(script) = script(rpc) else {
         return Ok(None);
     };
+    // Each thread logs one line per transaction; the third field is its
+    // latency in microseconds.
+    let logs = std::env::temp_dir().join(format!("pgbench-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&logs)?;
     let output = Command::new("pgbench")
-        .args(["-n", "-M", "prepared"])
+        .current_dir(&logs)
+        .args(["-n", "-M", "prepared", "-l", "--log-prefix=tx"])
         .args(["-c", &callers.to_string(), "-j", &callers.to_string()])
         .args(["-T", &duration.as_secs().max(1).to_string()])
         .args(["-D", &format!("seeded={SEEDED}")])
@@ -70,8 +75,27 @@ pub async fn measure(
             .parse()
             .ok()
     };
+    let p99_ms = logged_p99_ms(&logs);
+    let _ = std::fs::remove_dir_all(&logs);
     Ok(Some(Yardstick {
         rate: number_after("tps = ").context("pgbench printed no tps")?,
         latency_ms: number_after("latency average = ").unwrap_or_default(),
+        p99_ms: p99_ms?,
     }))
+}
+
+/// The 99th percentile of the transaction latencies in pgbench's logs.
+fn logged_p99_ms(logs: &Path) -> anyhow::Result<f64> {
+    let mut micros = Vec::new();
+    for entry in std::fs::read_dir(logs)? {
+        let text = std::fs::read_to_string(entry?.path())?;
+        micros.extend(
+            text.lines()
+                .filter_map(|line| line.split_whitespace().nth(2)?.parse::<u64>().ok()),
+        );
+    }
+    anyhow::ensure!(!micros.is_empty(), "pgbench logged no transactions");
+    micros.sort_unstable();
+    let at = ((micros.len() as f64 * 0.99).ceil() as usize).clamp(1, micros.len()) - 1;
+    Ok(micros[at] as f64 / 1000.0)
 }
