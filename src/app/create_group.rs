@@ -139,6 +139,7 @@ async fn write_group(store: &Store, group: &mut [Waiting]) -> Result<HashSet<Uui
     // Index entries taken in one order by every group and batch, so two
     // transactions naming the same invitees queue instead of deadlocking.
     group.sort_by_cached_key(|one| one.invite.invitee.key());
+    let started = std::time::Instant::now();
     let txn = store.begin().await?;
     let rows: Vec<_> = group.iter().map(|one| (&one.invite, &one.token)).collect();
     let inserted: HashSet<Uuid> = store::try_insert_invites(&txn, &rows)
@@ -155,6 +156,7 @@ async fn write_group(store: &Store, group: &mut [Waiting]) -> Result<HashSet<Uui
     tracing::debug!(
         group = group.len(),
         created = inserted.len(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
         "create group committed"
     );
     Ok(inserted)

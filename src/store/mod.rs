@@ -5,10 +5,12 @@ pub mod entities;
 mod events;
 mod idempotency;
 mod invites;
+mod nodelay;
 mod rows;
 
 use std::{
     path::{Path, PathBuf},
+    str::FromStr as _,
     sync::Arc,
     time::Duration,
 };
@@ -106,7 +108,18 @@ impl Store {
                         .busy_timeout(Duration::from_secs(5))
                 });
         } else {
-            options.max_connections(pool.size);
+            let port = sea_orm::sqlx::postgres::PgConnectOptions::from_str(url)
+                .map_or(5432, |opts| opts.get_port());
+            options
+                .max_connections(pool.size)
+                .map_sqlx_postgres_pool_opts(move |opts| {
+                    opts.after_connect(move |_, _| {
+                        Box::pin(async move {
+                            nodelay::disable_towards(port);
+                            Ok(())
+                        })
+                    })
+                });
         }
         let db = Database::connect(options).await?;
         Ok(Self {
