@@ -18,6 +18,9 @@ pub const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CONTENT_TYPE: &str = "application/x-protobuf";
 pub const MESSAGE_TYPE: &str = "invites.v1.InviteEvent";
 pub const APP_ID: &str = "invite-service";
+/// The CloudEvents `source`: a URI reference naming this service; with the
+/// event id (a UUIDv7) it names each event uniquely.
+pub const CLOUD_EVENTS_SOURCE: &str = "/invite-service";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -84,11 +87,15 @@ pub struct Message<'a> {
     pub invite_id: &'a str,
     pub sequence: i64,
     pub request_id: Option<&'a str>,
+    /// When the change was committed, RFC 3339 to the microsecond.
+    pub time: &'a str,
 }
 
 impl Message<'_> {
     /// `invite_id`, `sequence`, `event_type` (the routing key) and, for an
-    /// event a call caused, `x-request-id`.
+    /// event a call caused, `x-request-id`; and the CloudEvents 1.0
+    /// attributes with the `cloudEvents:` prefix of its AMQP binding, so that
+    /// a consumer built on a CloudEvents SDK reads the event as it is.
     fn headers(&self) -> FieldTable {
         let mut headers = FieldTable::default();
         let text = |value: &str| AMQPValue::LongString(value.into());
@@ -97,6 +104,17 @@ impl Message<'_> {
         headers.insert("event_type".into(), text(self.routing_key));
         if let Some(request_id) = self.request_id {
             headers.insert("x-request-id".into(), text(request_id));
+        }
+        for (attribute, value) in [
+            ("id", self.message_id),
+            ("source", CLOUD_EVENTS_SOURCE),
+            ("specversion", "1.0"),
+            ("type", self.routing_key),
+            ("time", self.time),
+            ("subject", self.invite_id),
+            ("datacontenttype", CONTENT_TYPE),
+        ] {
+            headers.insert(format!("cloudEvents:{attribute}").into(), text(value));
         }
         headers
     }

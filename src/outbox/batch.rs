@@ -135,6 +135,7 @@ struct Outgoing {
     message_id: String,
     routing_key: String,
     timestamp_secs: u64,
+    time: String,
     body: Vec<u8>,
 }
 
@@ -152,6 +153,9 @@ impl Outgoing {
             message_id: event.id.to_string(),
             routing_key: kind.routing_key(),
             timestamp_secs: event.occurred_at.timestamp().max(0) as u64,
+            time: event
+                .occurred_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             body: message_body(event)?,
         })
     }
@@ -165,6 +169,7 @@ impl Outgoing {
             invite_id: &self.invite_id,
             sequence: self.sequence,
             request_id: self.request_id.as_deref(),
+            time: &self.time,
         }
     }
 }

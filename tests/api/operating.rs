@@ -234,6 +234,28 @@ async fn one_request_id_follows_a_call_into_its_answer_its_event_and_the_history
         assert_eq!(received.header("invite_id").as_ref(), Some(&invite.id));
         assert_eq!(received.header("sequence").as_deref(), Some(sequence));
         assert_eq!(received.header("event_type").as_deref(), Some(event_type));
+        let occurred_at = received.event.occurred_at.unwrap();
+        let time = chrono::DateTime::from_timestamp(occurred_at.seconds, occurred_at.nanos as u32)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let message_id = received
+            .properties
+            .message_id()
+            .as_ref()
+            .unwrap()
+            .to_string();
+        for (attribute, value) in [
+            ("id", message_id.as_str()),
+            ("source", "/invite-service"),
+            ("specversion", "1.0"),
+            ("type", event_type),
+            ("time", time.as_str()),
+            ("subject", invite.id.as_str()),
+            ("datacontenttype", "application/x-protobuf"),
+        ] {
+            let name = format!("cloudEvents:{attribute}");
+            assert_eq!(received.header(&name).as_deref(), Some(value), "{name}");
+        }
     }
     let recorded: Vec<_> = history.iter().map(|e| e.request_id.as_str()).collect();
     assert_eq!(recorded, [created_id.as_str(), accepted_id.as_str()]);
