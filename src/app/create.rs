@@ -67,7 +67,7 @@ impl Invites {
         // are decided one at a time, below.
         if idempotency.is_none()
             && let Some(created) = self
-                .groups
+                .creates
                 .create(caller, invite.clone(), notify, now)
                 .await?
         {

@@ -1,6 +1,6 @@
 use sea_orm::DatabaseTransaction;
 
-use super::{InviteRef, Invites, now, parse_id, passcodes::Turn};
+use super::{InviteRef, Invites, accept_group::Accept, now, parse_id, passcodes::Turn};
 use crate::{
     domain::{
         Acceptance, Caller, EventKind, Invite, InviteError, InviteToken, Passcode, PasscodeHash,
@@ -9,6 +9,7 @@ use crate::{
     error::Result,
     outbox,
     store::{self, Lookup},
+    telemetry::RequestId,
 };
 
 impl Invites {
@@ -28,6 +29,18 @@ impl Invites {
         passcode: &str,
     ) -> Result<Invite> {
         let (lookup, via) = self.lookup(caller, &reference)?;
+        if passcode.is_empty() {
+            let accept = Accept {
+                caller: caller.clone(),
+                lookup: lookup.clone(),
+                via,
+                request_id: RequestId::current(),
+            };
+            // None: the invite has a passcode, decided one at a time below.
+            if let Some(invite) = self.accepts.submit(accept).await?? {
+                return Ok(invite);
+            }
+        }
         let (_turn, proof) = self.prove_passcode(caller, &lookup, via, passcode).await?;
         let now = now();
         let txn = self.store.begin().await?;

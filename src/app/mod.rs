@@ -1,10 +1,12 @@
 //! The use cases, one per RPC: open the transaction, load, ask the domain,
 //! write, enqueue the event, commit, wake the relay.
 
+mod accept_group;
 mod answer_size;
 mod create;
 mod create_group;
 mod expiry;
+mod groups;
 mod idempotency;
 mod lifecycle;
 mod limits;
@@ -35,7 +37,8 @@ pub struct Invites {
     seal: ReplaySeal,
     passcodes: passcodes::PasscodeWork,
     limits: RateLimits,
-    groups: create_group::CreateGroups,
+    creates: create_group::CreateGroups,
+    accepts: accept_group::AcceptGroups,
 }
 
 /// How a request names an invite, as received.
@@ -49,7 +52,8 @@ impl Invites {
     pub fn new(store: Store, wakeup: RelayWakeup, policy: Policy, seal: ReplaySeal) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
-            groups: create_group::CreateGroups::new(store.clone(), wakeup.clone()),
+            creates: create_group::CreateWriter::groups(store.clone(), wakeup.clone()),
+            accepts: accept_group::AcceptWriter::groups(store.clone(), wakeup.clone()),
             store,
             wakeup,
             policy,

@@ -1,5 +1,7 @@
 //! Queries on invites and their redemptions.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait,
@@ -90,6 +92,72 @@ pub async fn lock_pending_duplicate(
 /// `FOR UPDATE`; SQLite has one writer at a time anyway).
 pub async fn lock_invite(conn: &impl ConnectionTrait, lookup: &Lookup) -> Result<Option<Invite>> {
     load_invite(conn, lookup, true).await
+}
+
+/// Locks the invites named by id or by token, in id order, so that two
+/// transactions locking overlapping sets queue instead of deadlocking. Each
+/// comes with its stored token digest, to tell which caller named which.
+pub async fn lock_invites(
+    conn: &impl ConnectionTrait,
+    ids: &[Uuid],
+    tokens: &[&TokenDigest],
+) -> Result<Vec<(Invite, TokenDigest)>> {
+    let named = Condition::any()
+        .add(invite::Column::Id.is_in(ids.iter().copied()))
+        .add(invite::Column::TokenHash.is_in(tokens.iter().map(|token| token.as_str())));
+    let rows = invite::Entity::find()
+        .filter(named)
+        .order_by_asc(invite::Column::Id)
+        .lock_exclusive()
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let digest = TokenDigest::from_stored(row.token_hash.clone());
+            Ok((rows::to_domain(row)?, digest))
+        })
+        .collect::<anyhow::Result<_>>()?)
+}
+
+/// When each of `users` accepted each of `invites`, where they did.
+pub async fn redemptions_of(
+    conn: &impl ConnectionTrait,
+    invites: &[Uuid],
+    users: &[String],
+) -> Result<HashMap<(Uuid, String), DateTime<Utc>>> {
+    let rows = redemption::Entity::find()
+        .filter(redemption::Column::InviteId.is_in(invites.iter().copied()))
+        .filter(redemption::Column::UserId.is_in(users.iter().map(String::as_str)))
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| ((row.invite_id, row.user_id), row.redeemed_at))
+        .collect())
+}
+
+/// Records several redemptions in one statement.
+pub async fn record_redemptions(
+    conn: &impl ConnectionTrait,
+    redeemed: &[(Uuid, Id)],
+    at: DateTime<Utc>,
+) -> Result<()> {
+    if redeemed.is_empty() {
+        return Ok(());
+    }
+    let rows = redeemed
+        .iter()
+        .map(|(invite_id, user)| redemption::ActiveModel {
+            invite_id: Set(*invite_id),
+            user_id: Set(user.to_string()),
+            redeemed_at: Set(at),
+        });
+    redemption::Entity::insert_many(rows)
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
 }
 
 /// Reads an invite by id or token without locking it.

@@ -33,9 +33,9 @@ pub use idempotency::{
     StoredAnswer, claim_answer, find_answer, forget_answers_before, record_answer,
 };
 pub use invites::{
-    Lookup, claim_expired, delete_invite, find_invite, list_invites, lock_invite,
-    lock_pending_duplicate, read_invite, record_redemption, replace_token, save_invite,
-    try_insert_invite, try_insert_invites,
+    Lookup, claim_expired, delete_invite, find_invite, list_invites, lock_invite, lock_invites,
+    lock_pending_duplicate, read_invite, record_redemption, record_redemptions, redemptions_of,
+    replace_token, save_invite, try_insert_invite, try_insert_invites,
 };
 
 use crate::error::{Error, Result};

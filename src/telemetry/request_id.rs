@@ -41,6 +41,12 @@ impl RequestId {
         CURRENT.scope(self, work).await
     }
 
+    /// Runs `work` as the call this id names, outside the call's task (a
+    /// group writer building each caller's event).
+    pub fn in_scope<R>(self, work: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(self, work)
+    }
+
     /// The id of the call running on this task, if any.
     pub fn current() -> Option<Self> {
         CURRENT.try_with(Clone::clone).ok()

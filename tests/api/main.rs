@@ -14,6 +14,7 @@ mod deploy;
 mod expiry;
 mod faults;
 mod fuzz;
+mod groups;
 mod history;
 mod idempotency;
 mod lifecycle;

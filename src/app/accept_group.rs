@@ -1,0 +1,193 @@
+//! AcceptInvite in groups (see `groups`): the named invites locked in one
+//! statement, each accept decided by the domain one after another in
+//! arrival order, then one insert per table, an update per changed invite
+//! and one commit.
+//!
+//! Decided in order on the same in-memory invite, two accepts of an invite's
+//! last use in one group still have one winner, as row locks give across
+//! groups. Only accepts without a passcode are grouped; an invite that has a
+//! passcode goes back to its caller's one-at-a-time path, which counts tries
+//! and locks callers out.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    groups::{GroupWriter, Groups},
+    now,
+};
+use crate::{
+    domain::{
+        Acceptance, Caller, CallerRecord, EventKind, Invite, InviteError, PasscodeProof, Reference,
+        TokenDigest,
+    },
+    error::Result,
+    outbox::{self, RelayWakeup},
+    store::{self, Lookup, Store},
+    telemetry::RequestId,
+};
+
+pub(super) type AcceptGroups = Groups<AcceptWriter>;
+
+#[derive(Clone)]
+pub(super) struct AcceptWriter {
+    store: Store,
+    wakeup: RelayWakeup,
+}
+
+/// One caller's accept, as the call named it.
+pub(super) struct Accept {
+    pub caller: Caller,
+    pub lookup: Lookup,
+    pub via: Reference,
+    /// The call's, for its event.
+    pub request_id: Option<RequestId>,
+}
+
+/// The invite as the caller sees it after their accept; none when it has a
+/// passcode (the caller's own path decides it).
+pub(super) type Accepted = Result<Option<Invite>, InviteError>;
+
+impl AcceptWriter {
+    pub(super) fn groups(store: Store, wakeup: RelayWakeup) -> AcceptGroups {
+        Groups::new(Self { store, wakeup })
+    }
+}
+
+/// What one group writes once every accept is decided, and who has
+/// accepted what so far.
+struct Writes {
+    accepted: HashMap<(Uuid, String), DateTime<Utc>>,
+    redeemed: Vec<(Uuid, crate::domain::Id)>,
+    events: Vec<store::NewEvent>,
+    changed: HashSet<usize>,
+}
+
+impl GroupWriter for AcceptWriter {
+    type Item = Accept;
+    type Answer = Accepted;
+
+    async fn write(&self, group: Vec<Accept>) -> Result<Vec<Accepted>> {
+        let now = now();
+        let txn = self.store.begin().await?;
+        let ids: Vec<Uuid> = group.iter().filter_map(|one| one.lookup.id()).collect();
+        let tokens: Vec<&TokenDigest> = group.iter().filter_map(|one| one.lookup.token()).collect();
+        let mut invites = store::lock_invites(&txn, &ids, &tokens).await?;
+        let invite_ids: Vec<Uuid> = invites.iter().map(|(invite, _)| invite.id).collect();
+        let users: Vec<String> = group
+            .iter()
+            .map(|one| one.caller.user_id.to_string())
+            .collect();
+        let mut writes = Writes {
+            accepted: store::redemptions_of(&txn, &invite_ids, &users).await?,
+            redeemed: Vec::new(),
+            events: Vec::new(),
+            changed: HashSet::new(),
+        };
+        let mut answers = Vec::with_capacity(group.len());
+        for one in &group {
+            let named = invites
+                .iter()
+                .position(|(invite, digest)| one.lookup.names(invite.id, digest));
+            let Some(at) = named else {
+                answers.push(Err(InviteError::NotFound));
+                continue;
+            };
+            let invite = &mut invites[at].0;
+            if invite.passcode_hash.is_some() {
+                answers.push(Ok(None));
+                continue;
+            }
+            answers.push(writes.decide(one, invite, at, now));
+        }
+        store::record_redemptions(&txn, &writes.redeemed, now).await?;
+        for &at in &writes.changed {
+            store::save_invite(&txn, &invites[at].0).await?;
+        }
+        let published = !writes.events.is_empty();
+        store::enqueue_events(&txn, writes.events).await?;
+        txn.commit().await?;
+        if published {
+            self.wakeup.wake();
+        }
+        Ok(answers)
+    }
+}
+
+impl Writes {
+    /// The domain's answer to one accept of the group, on the invite as the
+    /// accepts before it in the group left it.
+    fn decide(
+        &mut self,
+        one: &Accept,
+        invite: &mut Invite,
+        at: usize,
+        now: DateTime<Utc>,
+    ) -> Accepted {
+        let key = (invite.id, one.caller.user_id.to_string());
+        let mut record = CallerRecord {
+            accepted_at: self.accepted.get(&key).copied(),
+            passcode_failures: 0,
+        };
+        match invite.accept(
+            &one.caller,
+            one.via,
+            &mut record,
+            PasscodeProof::NotGiven,
+            now,
+        )? {
+            Acceptance::New => {
+                self.accepted.insert(key, now);
+                self.redeemed.push((invite.id, one.caller.user_id.clone()));
+                let mut event = || {
+                    outbox::event_for(
+                        EventKind::Accepted,
+                        invite,
+                        Some(&one.caller.user_id),
+                        None,
+                        now,
+                    )
+                };
+                self.events.push(match one.request_id.clone() {
+                    Some(id) => id.in_scope(event),
+                    None => event(),
+                });
+                self.changed.insert(at);
+            }
+            Acceptance::Repeated => {}
+            // Without a passcode given no try is made; the caller's own path
+            // would answer the same, so send it there rather than guess.
+            Acceptance::PasscodeRejected => return Ok(None),
+        }
+        Ok(Some(
+            invite.clone().seen_by(&one.caller, record.accepted_at),
+        ))
+    }
+}
+
+impl Lookup {
+    fn id(&self) -> Option<Uuid> {
+        match self {
+            Self::Id(id) => Some(*id),
+            Self::Token(_) => None,
+        }
+    }
+
+    fn token(&self) -> Option<&TokenDigest> {
+        match self {
+            Self::Token(digest) => Some(digest),
+            Self::Id(_) => None,
+        }
+    }
+
+    /// Whether this names the invite with `id` and stored token `digest`;
+    /// tokens compared in constant time.
+    fn names(&self, id: Uuid, digest: &TokenDigest) -> bool {
+        match self {
+            Self::Id(wanted) => *wanted == id,
+            Self::Token(wanted) => wanted.matches(digest),
+        }
+    }
+}
