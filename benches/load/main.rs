@@ -123,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
     }
     server.stop().await;
     relay::delete_queue(&consumer, &queue).await;
+    server::drop_database(postgres, &args.postgres_url, &database_url).await;
     if args.backlog > 0 {
         measure_relay(&args, postgres).await?;
     }
@@ -175,6 +176,7 @@ async fn measure_relay(args: &Args, postgres: bool) -> anyhow::Result<()> {
     load.await?;
     relay::delete_queue(&consumer, &queue).await;
     server.stop().await;
+    server::drop_database(postgres, &args.postgres_url, &database_url).await;
     println!("\n| relay | events/s | raw confirmed publish/s | ratio |");
     println!("|---|---|---|---|");
     println!(

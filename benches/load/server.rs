@@ -34,6 +34,23 @@ pub async fn fresh_database(postgres: bool, admin_url: &str) -> anyhow::Result<S
     Ok(format!("{base}/{name}"))
 }
 
+/// Drops what `fresh_database` made, so that runs do not pile up on disk.
+pub async fn drop_database(postgres: bool, admin_url: &str, database_url: &str) {
+    let name = database_url.rsplit('/').next().unwrap_or_default();
+    if !postgres {
+        let file = name.trim_end_matches("?mode=rwc");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("/tmp/{file}{suffix}"));
+        }
+        return;
+    }
+    if let Ok(admin) = Database::connect(admin_url).await {
+        let _ = admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
+}
+
 impl Server {
     pub async fn start(database_url: &str, amqp_url: &str, exchange: &str) -> anyhow::Result<Self> {
         let mut child = Command::new(BIN)
