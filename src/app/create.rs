@@ -160,14 +160,7 @@ impl Invites {
         invites.sort_by_cached_key(|(_, invite)| invite.invitee.key());
         let mut created = Vec::with_capacity(invites.len());
         for (index, mut invite) in invites {
-            let token = InviteToken::generate();
-            let event = outbox::event_for(
-                EventKind::Created,
-                &mut invite,
-                Some(&caller.user_id),
-                notify.then_some(&token),
-                now,
-            );
+            let (token, event) = created_event(&mut invite, caller, notify, now);
             if !self.insert_new(&txn, &invite, &token, now).await? {
                 if rpc == CREATE {
                     return Err(InviteError::AlreadyExists.into());
@@ -260,4 +253,23 @@ fn invitee_email(invite: &Invite) -> String {
         crate::domain::Invitee::Email(email) => email.as_str().to_owned(),
         _ => String::new(),
     }
+}
+
+/// A new invite's token and its `invite.created` event (carrying the token
+/// when asked to notify): the invite takes its first sequence number.
+pub(super) fn created_event(
+    invite: &mut Invite,
+    caller: &Caller,
+    notify: bool,
+    now: DateTime<Utc>,
+) -> (InviteToken, store::NewEvent) {
+    let token = InviteToken::generate();
+    let event = outbox::event_for(
+        EventKind::Created,
+        invite,
+        Some(&caller.user_id),
+        notify.then_some(&token),
+        now,
+    );
+    (token, event)
 }

@@ -10,11 +10,14 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::groups::{GroupWriter, Groups};
+use super::{
+    create::created_event,
+    groups::{GroupWriter, Groups},
+};
 use crate::{
-    domain::{Caller, EventKind, Invite, InviteToken, TokenDigest},
+    domain::{Caller, Invite, InviteToken, TokenDigest},
     error::Result,
-    outbox::{self, RelayWakeup},
+    outbox::RelayWakeup,
     store::{self, NewEvent, Store},
 };
 
@@ -49,15 +52,8 @@ impl CreateGroups {
         notify: bool,
         now: DateTime<Utc>,
     ) -> Result<Option<(Invite, InviteToken)>> {
-        let token = InviteToken::generate();
         // Built here, in the call's task: the event carries its request id.
-        let event = outbox::event_for(
-            EventKind::Created,
-            &mut invite,
-            Some(&caller.user_id),
-            notify.then_some(&token),
-            now,
-        );
+        let (token, event) = created_event(&mut invite, caller, notify, now);
         let inserted = self
             .submit(NewInvite {
                 invite: invite.clone(),

@@ -4,10 +4,13 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait as _, Database, TransactionTrait as _};
+use sea_orm::Database;
 use tonic::Code;
 
-use crate::{helpers::*, pool_health::lock_waiters};
+use crate::{
+    helpers::*,
+    pool_health::{Keyed, hold_table, lock_waiters, spawn_creates},
+};
 
 /// Waits until some connection of the test's database waits on a lock,
 /// then long enough for every call to have arrived.
@@ -25,26 +28,8 @@ async fn concurrent_creates_share_one_transaction_and_one_connection() {
     let app = spawn_app(Db::Postgres).await;
     let mut events = Events::bind(&app.exchange).await;
     let database = app.database_url.rsplit('/').next().unwrap().to_owned();
-    let admin = Database::connect(&app.database_url).await.unwrap();
-    let blocker = admin.begin().await.unwrap();
-    blocker
-        .execute_unprepared("LOCK TABLE invites IN SHARE MODE")
-        .await
-        .unwrap();
-    let alice = token("alice", None, false);
-    let mut calls = Vec::new();
-    for n in 0..20 {
-        let mut client = app.client().await;
-        let alice = alice.clone();
-        calls.push(tokio::spawn(async move {
-            client
-                .create_invite(authed(
-                    email_invite("org-1", &format!("u{n}@example.org")),
-                    &alice,
-                ))
-                .await
-        }));
-    }
+    let (admin, blocker) = hold_table(&app, "SHARE").await;
+    let calls = spawn_creates(&app, 20, Keyed::No).await;
     let observer = Database::connect(&app.database_url).await.unwrap();
     // The first group waits on the lock; the other creates queue behind it
     // instead of taking connections.
@@ -91,13 +76,8 @@ async fn accepts_of_a_links_last_uses_in_one_group_have_one_winner_each() {
         .into_inner();
     let link_id = link.invite.unwrap().id;
     events.take(1).await;
-    let admin = Database::connect(&app.database_url).await.unwrap();
     // Lets plain reads through and holds every FOR UPDATE back.
-    let blocker = admin.begin().await.unwrap();
-    blocker
-        .execute_unprepared("LOCK TABLE invites IN EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let (admin, blocker) = hold_table(&app, "EXCLUSIVE").await;
     let mut calls = Vec::new();
     for n in 0..8 {
         let mut client = app.client().await;

@@ -25,36 +25,63 @@ pub async fn lock_waiters(admin: &sea_orm::DatabaseConnection, database: &str) -
     row.try_get("", "waiting").unwrap()
 }
 
+/// The invites table locked in `mode` by a transaction of the test's own,
+/// until it rolls back.
+pub async fn hold_table(
+    app: &TestApp,
+    mode: &str,
+) -> (sea_orm::DatabaseConnection, sea_orm::DatabaseTransaction) {
+    let admin = Database::connect(&app.database_url).await.unwrap();
+    let blocker = admin.begin().await.unwrap();
+    blocker
+        .execute_unprepared(&format!("LOCK TABLE invites IN {mode} MODE"))
+        .await
+        .unwrap();
+    (admin, blocker)
+}
+
+/// Whether creates carry a request id (an idempotency key).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Keyed {
+    Yes,
+    No,
+}
+
+/// `n` concurrent creates by alice, each to its own address.
+pub async fn spawn_creates(
+    app: &TestApp,
+    n: usize,
+    keyed: Keyed,
+) -> Vec<tokio::task::JoinHandle<Result<tonic::Response<pb::CreateInviteResponse>, tonic::Status>>>
+{
+    let alice = token("alice", None, false);
+    let mut calls = Vec::new();
+    for n in 0..n {
+        let mut client = app.client().await;
+        let alice = alice.clone();
+        let request = pb::CreateInviteRequest {
+            request_id: match keyed {
+                Keyed::Yes => uuid::Uuid::now_v7().to_string(),
+                Keyed::No => String::new(),
+            },
+            ..email_invite("org-1", &format!("u{n}@example.org"))
+        };
+        calls.push(tokio::spawn(async move {
+            client.create_invite(authed(request, &alice)).await
+        }));
+    }
+    calls
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_pool_busy_with_slow_calls_stays_serving() {
     let app = spawn_app(Db::Postgres).await;
     let database = app.database_url.rsplit('/').next().unwrap().to_owned();
-    let admin = Database::connect(&app.database_url).await.unwrap();
     // Holds inserts into invites back, so every create call keeps its
     // pooled connection while it waits. Each has a request id: creates
     // without one share a group's connection.
-    let blocker = admin.begin().await.unwrap();
-    blocker
-        .execute_unprepared("LOCK TABLE invites IN SHARE MODE")
-        .await
-        .unwrap();
-    let alice = token("alice", None, false);
-    let mut calls = Vec::new();
-    for n in 0..20 {
-        let mut client = app.client().await;
-        let alice = alice.clone();
-        calls.push(tokio::spawn(async move {
-            client
-                .create_invite(authed(
-                    pb::CreateInviteRequest {
-                        request_id: uuid::Uuid::now_v7().to_string(),
-                        ..email_invite("org-1", &format!("u{n}@example.org"))
-                    },
-                    &alice,
-                ))
-                .await
-        }));
-    }
+    let (admin, blocker) = hold_table(&app, "SHARE").await;
+    let calls = spawn_creates(&app, 20, Keyed::Yes).await;
     let observer = Database::connect(&app.database_url).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while lock_waiters(&observer, &database).await < 16 {
