@@ -5,9 +5,10 @@
 //!
 //! Decided in order on the same in-memory invite, two accepts of an invite's
 //! last use in one group still have one winner, as row locks give across
-//! groups. Only accepts without a passcode are grouped; an invite that has a
-//! passcode goes back to its caller's one-at-a-time path, which counts tries
-//! and locks callers out.
+//! groups. Only accepts without a passcode are grouped. An invite that has a
+//! passcode (its caller's path counts tries and locks callers out), that
+//! another transaction holds, or that is not found goes back to its
+//! caller's one-at-a-time path.
 
 use std::collections::{HashMap, HashSet};
 
@@ -46,8 +47,8 @@ pub(super) struct Accept {
     pub request_id: Option<RequestId>,
 }
 
-/// The invite as the caller sees it after their accept; none when it has a
-/// passcode (the caller's own path decides it).
+/// The invite as the caller sees it after their accept; none when the
+/// caller's own path is to decide it.
 pub(super) type Accepted = Result<Option<Invite>, InviteError>;
 
 impl AcceptWriter {
@@ -91,15 +92,13 @@ impl GroupWriter for AcceptWriter {
             let named = invites
                 .iter()
                 .position(|(invite, digest)| one.lookup.names(invite.id, digest));
-            let Some(at) = named else {
-                answers.push(Err(InviteError::NotFound));
+            // Not found, or held by another transaction (skipped), or with a
+            // passcode: the caller's own path decides.
+            let Some(at) = named.filter(|&at| invites[at].0.passcode_hash.is_none()) else {
+                answers.push(Ok(None));
                 continue;
             };
             let invite = &mut invites[at].0;
-            if invite.passcode_hash.is_some() {
-                answers.push(Ok(None));
-                continue;
-            }
             answers.push(writes.decide(one, invite, at, now));
         }
         store::record_redemptions(&txn, &writes.redeemed, now).await?;

@@ -94,9 +94,10 @@ pub async fn lock_invite(conn: &impl ConnectionTrait, lookup: &Lookup) -> Result
     load_invite(conn, lookup, true).await
 }
 
-/// Locks the invites named by id or by token, in id order, so that two
-/// transactions locking overlapping sets queue instead of deadlocking. Each
-/// comes with its stored token digest, to tell which caller named which.
+/// Locks the invites named by id or by token that no other transaction
+/// holds (`SKIP LOCKED`: one busy invite must not hold up a whole group;
+/// its callers wait for it on their own). Each comes with its stored token
+/// digest, to tell which caller named which.
 pub async fn lock_invites(
     conn: &impl ConnectionTrait,
     ids: &[Uuid],
@@ -108,7 +109,7 @@ pub async fn lock_invites(
     let rows = invite::Entity::find()
         .filter(named)
         .order_by_asc(invite::Column::Id)
-        .lock_exclusive()
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .all(conn)
         .await?;
     Ok(rows

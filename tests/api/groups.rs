@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use sea_orm::Database;
+use invite_service::pb;
+use sea_orm::{ConnectionTrait as _, Database, TransactionTrait as _};
 use tonic::Code;
 
 use crate::{
@@ -119,6 +120,64 @@ async fn accepts_of_a_links_last_uses_in_one_group_have_one_winner_each() {
     assert_eq!(actors, winners, "an event for each winner");
     events.assert_no_more(Duration::from_millis(300)).await;
     observer.close().await.ok();
+    admin.close().await.ok();
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accept_of_an_invite_held_elsewhere_does_not_hold_up_other_accepts() {
+    let app = spawn_app(Db::Postgres).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    let (held, held_token) = create(
+        &mut client,
+        email_invite("org-1", "bob@example.org"),
+        &alice,
+    )
+    .await;
+    let (_, free_token) = create(
+        &mut client,
+        email_invite("org-1", "carol@example.org"),
+        &alice,
+    )
+    .await;
+    let admin = Database::connect(&app.database_url).await.unwrap();
+    let holder = admin.begin().await.unwrap();
+    holder
+        .execute_unprepared(&format!(
+            "SELECT id FROM invites WHERE id = '{}' FOR UPDATE",
+            held.id
+        ))
+        .await
+        .unwrap();
+    let bob = token("bob", Some("bob@example.org"), false);
+    let mut waiting_client = app.client().await;
+    let waiting = tokio::spawn(async move {
+        waiting_client
+            .accept_invite(authed(accept_by_token(held_token), &bob))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let carol = token("carol", Some("carol@example.org"), false);
+    let free = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.accept_invite(authed(accept_by_token(free_token), &carol)),
+    )
+    .await
+    .expect("the other invite's accept is not held up");
+    holder.rollback().await.unwrap();
+    let held_answer = waiting.await.unwrap();
+
+    assert_eq!(
+        free.unwrap().into_inner().status,
+        pb::InviteStatus::Accepted as i32
+    );
+    assert_eq!(
+        held_answer.unwrap().into_inner().status,
+        pb::InviteStatus::Accepted as i32,
+        "the held invite is accepted once released"
+    );
     admin.close().await.ok();
     app.stop().await;
 }
