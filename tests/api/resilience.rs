@@ -209,3 +209,48 @@ async fn wait_for_health(app: &TestApp, wanted: ServingStatus) {
     }
     panic!("health did not become {wanted:?} within 30 s");
 }
+
+#[tokio::test]
+async fn with_the_broker_down_commits_do_not_cut_the_reconnect_backoff_short() {
+    // A "broker" that takes each connection and closes it: every attempt is
+    // one accepted connection, counted here.
+    let broker = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let broker_url = format!("amqp://{}/%2f", broker.local_addr().unwrap());
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = attempts.clone();
+    let counter = tokio::spawn(async move {
+        while let Ok((socket, _)) = broker.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let options = Options {
+        amqp_url: broker_url,
+        ..Options::fresh(Db::Sqlite).await
+    };
+    let app = TestApp::start(options).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = attempts.load(std::sync::atomic::Ordering::SeqCst);
+
+    // 60 commits, each waking the relay, over about 1.5 s.
+    for n in 0..60 {
+        create(
+            &mut client,
+            email_invite("org-1", &format!("u{n}@example.org")),
+            &alice,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let during = attempts.load(std::sync::atomic::Ordering::SeqCst) - before;
+
+    // The backoff (100 ms, doubling) allows a handful in 1.5 s, not 60.
+    assert!(
+        during <= 8,
+        "{during} connection attempts during 60 commits"
+    );
+    counter.abort();
+    app.stop().await;
+}
