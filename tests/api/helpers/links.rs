@@ -37,8 +37,7 @@ impl TcpLink {
     }
 
     async fn to(target: String) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let (listener, port) = listener_below_ephemeral_ports().await;
         Self {
             port,
             forwarding: Some(tokio::spawn(forward(listener, target.clone()))),
@@ -72,6 +71,20 @@ impl TcpLink {
             .unwrap();
         self.forwarding = Some(tokio::spawn(forward(listener, self.target.clone())));
     }
+}
+
+/// A listener on a port below Linux's ephemeral range (32768–60999): while
+/// the link is cut, no outgoing connection can take its port as a local
+/// one, so `restore` binds it again. (A port from `:0` is ephemeral, and was
+/// once taken in between: AddrInUse.)
+async fn listener_below_ephemeral_ports() -> (tokio::net::TcpListener, u16) {
+    for _ in 0..1_000 {
+        let port = 20_000 + (uuid::Uuid::now_v7().as_u128() % 12_000) as u16;
+        if let Ok(listener) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            return (listener, port);
+        }
+    }
+    panic!("no free port between 20000 and 32000 for a test link");
 }
 
 /// `host:port` of a `scheme://user@host:port/db` URL.
