@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement,
-    sea_query::{Alias, Expr, Func, Order, Query},
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ExprTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
+    sea_query::{Alias, Expr, Query},
 };
 use uuid::Uuid;
 
@@ -116,29 +116,32 @@ pub async fn try_lead_relay(conn: &impl ConnectionTrait) -> Result<bool> {
 /// The head of each invite's backlog (its oldest unpublished event), oldest
 /// head first: what the relay may publish now without one invite's events
 /// overtaking each other, and without one invite's long backlog holding back
-/// every other invite. Read from the partial index on unpublished
-/// `(invite_id, position)`.
+/// every other invite.
+///
+/// Walks the unpublished rows in position order and keeps those with no
+/// earlier unpublished row of their invite, so a batch reads about as many
+/// rows as it returns. (Measured with 22,000 waiting: 0.9 ms for 200 heads,
+/// where `MIN(position) … GROUP BY invite_id` read the whole backlog for
+/// each batch: 24 ms, and a drain that slowed as the backlog grew.)
 pub async fn unpublished_heads(
     conn: &impl ConnectionTrait,
     limit: u64,
 ) -> Result<Vec<StoredEvent>> {
-    // The limit sits inside, so the rows are then fetched by primary key:
-    // outside, PostgreSQL may walk the whole history in position order to
-    // meet the heads (measured: 30 ms against 6 ms for 5,000 heads).
-    let heads = Query::select()
-        .expr_as(
-            Func::min(Expr::col(invite_event::Column::Position)),
-            Alias::new("head"),
-        )
-        .from(invite_event::Entity)
-        .and_where(invite_event::Column::PublishedAt.is_null())
-        .group_by_col(invite_event::Column::InviteId)
-        .order_by(Alias::new("head"), Order::Asc)
-        .limit(limit)
+    let earlier = Alias::new("earlier");
+    let this = |column| Expr::col((invite_event::Entity, column));
+    let theirs = |column| Expr::col((earlier.clone(), column));
+    let earlier_unpublished = Query::select()
+        .expr(Expr::val(1))
+        .from_as(invite_event::Entity, earlier.clone())
+        .and_where(theirs(invite_event::Column::InviteId).eq(this(invite_event::Column::InviteId)))
+        .and_where(theirs(invite_event::Column::PublishedAt).is_null())
+        .and_where(theirs(invite_event::Column::Position).lt(this(invite_event::Column::Position)))
         .to_owned();
     Ok(invite_event::Entity::find()
-        .filter(invite_event::Column::Position.in_subquery(heads))
+        .filter(invite_event::Column::PublishedAt.is_null())
+        .filter(Expr::exists(earlier_unpublished).not())
         .order_by_asc(invite_event::Column::Position)
+        .limit(limit)
         .all(conn)
         .await?)
 }
