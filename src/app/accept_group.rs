@@ -1,6 +1,6 @@
 //! AcceptInvite in groups (see `groups`): the named invites locked in one
 //! statement, each accept decided by the domain one after another in
-//! arrival order, then one insert per table, an update per changed invite
+//! arrival order, then one insert per table, one upsert of the changed invites
 //! and one commit.
 //!
 //! Decided in order on the same in-memory invite, two accepts of an invite's
@@ -102,9 +102,10 @@ impl GroupWriter for AcceptWriter {
             answers.push(writes.decide(one, invite, at, now));
         }
         store::record_redemptions(&txn, &writes.redeemed, now).await?;
-        for &at in &writes.changed {
-            store::save_invite(&txn, &invites[at].0).await?;
-        }
+        let changed: Vec<_> = (writes.changed.iter())
+            .map(|&at| (&invites[at].0, &invites[at].1))
+            .collect();
+        store::save_invites(&txn, &changed).await?;
         let published = !writes.events.is_empty();
         store::enqueue_events(&txn, writes.events).await?;
         txn.commit().await?;

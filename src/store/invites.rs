@@ -202,6 +202,31 @@ pub async fn save_invite(conn: &impl ConnectionTrait, invite: &Invite) -> Result
     }
 }
 
+/// Writes several changed invites in one statement (a group of accepts),
+/// the columns `save_invite` writes. An upsert on the id: every row exists
+/// and the group holds its lock, so each conflicts and is updated, in one
+/// round trip where an UPDATE per invite took one each.
+pub async fn save_invites(
+    conn: &impl ConnectionTrait,
+    invites: &[(&Invite, &TokenDigest)],
+) -> Result<()> {
+    let Some((first, _)) = invites.first() else {
+        return Ok(());
+    };
+    let rows = invites
+        .iter()
+        .map(|(invite, token)| rows::to_new_row(invite, token));
+    invite::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::column(invite::Column::Id)
+                .update_columns(rows::changed_columns(first))
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
 /// Replaces the token: the old one stops working with this commit.
 pub async fn replace_token(
     conn: &impl ConnectionTrait,

@@ -35,7 +35,7 @@ pub use idempotency::{
 pub use invites::{
     Lookup, claim_expired, delete_invite, find_invite, list_invites, lock_invite, lock_invites,
     lock_pending_duplicate, read_invite, record_redemption, record_redemptions, redemptions_of,
-    replace_token, save_invite, try_insert_invite, try_insert_invites,
+    replace_token, save_invite, save_invites, try_insert_invite, try_insert_invites,
 };
 
 use crate::error::{Error, Result};

@@ -2,7 +2,7 @@
 //! is a corrupt row: an internal error, never a silently wrong answer.
 
 use anyhow::{Context as _, anyhow};
-use sea_orm::ActiveValue::Set;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, Iterable};
 
 use super::entities::invite;
 use crate::domain::{
@@ -117,4 +117,12 @@ pub(super) fn to_changed_row(invite: &Invite) -> invite::ActiveModel {
         last_sequence: Set(invite.last_sequence),
         ..Default::default()
     }
+}
+
+/// The columns `to_changed_row` sets, but the id: what an update writes.
+pub(super) fn changed_columns(invite: &Invite) -> Vec<invite::Column> {
+    let row = to_changed_row(invite);
+    invite::Column::iter()
+        .filter(|&column| !matches!(column, invite::Column::Id) && row.get(column).is_set())
+        .collect()
 }

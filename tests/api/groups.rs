@@ -119,6 +119,15 @@ async fn accepts_of_a_links_last_uses_in_one_group_have_one_winner_each() {
     winners.sort();
     assert_eq!(actors, winners, "an event for each winner");
     events.assert_no_more(Duration::from_millis(300)).await;
+    let stored = app
+        .client()
+        .await
+        .get_invite(authed(pb::GetInviteRequest { id: link_id }, &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stored.use_count, 3, "the group's writes are stored");
+    assert_eq!(stored.status(), pb::InviteStatus::Accepted);
     observer.close().await.ok();
     admin.close().await.ok();
     app.stop().await;
