@@ -10,6 +10,7 @@ mod bounds;
 mod call_log;
 mod changes;
 mod concurrency;
+mod consumer;
 mod deploy;
 mod expiry;
 mod faults;
