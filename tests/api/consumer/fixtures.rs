@@ -113,7 +113,8 @@ impl Broker {
         }
     }
 
-    /// Publishes to the events exchange with `invite.accepted`, as the relay does.
+    /// Publishes to the events exchange under `invite.accepted` with a message
+    /// id and no headers: all the consumer reads.
     pub async fn publish(&self, exchange: &str, message_id: &str, body: &[u8]) {
         let properties = BasicProperties::default()
             .with_message_id(message_id.into())
