@@ -92,6 +92,19 @@ pub struct Message<'a> {
 }
 
 impl Message<'_> {
+    /// The message's AMQP properties: persistent, with its id, types, time
+    /// and headers.
+    pub fn properties(&self) -> BasicProperties {
+        BasicProperties::default()
+            .with_message_id(self.message_id.into())
+            .with_content_type(CONTENT_TYPE.into())
+            .with_type(MESSAGE_TYPE.into())
+            .with_app_id(APP_ID.into())
+            .with_timestamp(self.timestamp_secs)
+            .with_headers(self.headers())
+            .with_delivery_mode(2)
+    }
+
     /// `invite_id`, `sequence`, `event_type` (the routing key) and, for an
     /// event a call caused, `x-request-id`; and the CloudEvents 1.0
     /// attributes with the `cloudEvents:` prefix of its AMQP binding, so that
@@ -140,14 +153,6 @@ impl Publisher {
     /// Sends a message; the returned future resolves to the broker's confirm.
     /// Messages are persistent and mandatory.
     pub async fn send(&self, message: &Message<'_>) -> Result<PublisherConfirm, BrokerError> {
-        let properties = BasicProperties::default()
-            .with_message_id(message.message_id.into())
-            .with_content_type(CONTENT_TYPE.into())
-            .with_type(MESSAGE_TYPE.into())
-            .with_app_id(APP_ID.into())
-            .with_timestamp(message.timestamp_secs)
-            .with_headers(message.headers())
-            .with_delivery_mode(2);
         let options = BasicPublishOptions {
             mandatory: true,
             ..Default::default()
@@ -157,7 +162,7 @@ impl Publisher {
             message.routing_key.into(),
             options,
             message.body,
-            properties,
+            message.properties(),
         ))
         .await
     }

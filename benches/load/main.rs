@@ -159,7 +159,11 @@ async fn measure_relay(args: &Args, postgres: bool) -> anyhow::Result<()> {
     let (_broker, consumer, queue) = relay::bind_queue(&args.amqp_url, &exchange).await?;
     let server = Server::start(&database_url, &args.amqp_url, &exchange).await?;
     let drained = relay::drain_rate(&database_url, waiting).await?;
-    let raw = relay::raw_publish_rate(&args.amqp_url, waiting as usize, EVENT_BODY_BYTES).await?;
+    let raw_rate = |envelope| {
+        relay::raw_publish_rate(&args.amqp_url, waiting as usize, EVENT_BODY_BYTES, envelope)
+    };
+    let raw = raw_rate(relay::Envelope::AsTheRelays).await?;
+    let bare = raw_rate(relay::Envelope::Bare).await?;
     consumer
         .queue_purge(queue.as_str().into(), Default::default())
         .await?;
@@ -180,10 +184,12 @@ async fn measure_relay(args: &Args, postgres: bool) -> anyhow::Result<()> {
     relay::delete_queue(&consumer, &queue).await;
     server.stop().await;
     server::drop_database(postgres, &args.postgres_url, &database_url).await;
-    println!("\n| relay | events/s | raw confirmed publish/s | ratio |");
-    println!("|---|---|---|---|");
     println!(
-        "| drain {waiting} events | {drained:.0} | {raw:.0} | {:.0}% |",
+        "\n| relay | events/s | raw confirmed publish/s, same message | ratio | raw, body only |"
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| drain {waiting} events | {drained:.0} | {raw:.0} | {:.0}% | {bare:.0} |",
         100.0 * drained / raw
     );
     println!("\ncommit → consumer at {STEADY_RATE} creates/s: p50 {p50:.1} ms, p99 {p99:.1} ms");
