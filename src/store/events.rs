@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -92,25 +92,10 @@ pub async fn outbox_backlog(conn: &impl ConnectionTrait) -> Result<OutboxBacklog
     })
 }
 
-/// Makes this transaction the one relay that publishes, until it ends. On
-/// PostgreSQL a transaction-scoped advisory lock: it is released at commit, at
-/// rollback and when the holder's connection dies, so another replica takes
-/// over without any lease to expire. SQLite is one process's file: always true.
+/// Makes this transaction the one relay that publishes, until it ends (see
+/// [`super::locks::try_xact_lock`]).
 pub async fn try_lead_relay(conn: &impl ConnectionTrait) -> Result<bool> {
-    if conn.get_database_backend() != DbBackend::Postgres {
-        return Ok(true);
-    }
-    let row = conn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_try_advisory_xact_lock($1) AS leads",
-            [RELAY_LOCK_KEY.into()],
-        ))
-        .await?;
-    Ok(match row {
-        Some(row) => row.try_get::<bool>("", "leads")?,
-        None => false,
-    })
+    super::locks::try_xact_lock(conn, RELAY_LOCK_KEY).await
 }
 
 /// The head of each invite's backlog (its oldest unpublished event), oldest

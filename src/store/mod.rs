@@ -5,6 +5,7 @@ pub mod entities;
 mod events;
 mod idempotency;
 mod invites;
+mod locks;
 mod nodelay;
 mod rows;
 
