@@ -10,6 +10,7 @@ mod grant;
 mod invite;
 pub mod paging;
 mod passcode;
+mod retention;
 mod values;
 
 pub use batch::{BatchDraft, BatchPlan, MAX_EMAILS, Refusal, Refused, plan_batch};
@@ -22,4 +23,5 @@ pub use invite::{
     Invitee, PasscodeProof, Patch, Policy, Reference,
 };
 pub use passcode::{Passcode, PasscodeHash};
+pub use retention::Retention;
 pub use values::{Email, EmailDomain, Id, Identifier, InviteToken, Phone, TokenDigest};
