@@ -13,6 +13,7 @@ mod m20261124_000001_index_unpublished_events_by_invite;
 mod m20261124_000002_count_passcode_failures_per_caller;
 mod m20261124_000003_fold_invitee_emails_as_ascii;
 mod m20261125_000001_record_request_ids_with_events;
+mod m20261126_000001_index_what_retention_removes;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_count_passcode_failures_per_caller::Migration),
             Box::new(m20261124_000003_fold_invitee_emails_as_ascii::Migration),
             Box::new(m20261125_000001_record_request_ids_with_events::Migration),
+            Box::new(m20261126_000001_index_what_retention_removes::Migration),
         ]
     }
 }
