@@ -39,6 +39,8 @@ pub struct Metrics {
     publish_failures: IntCounter,
     expired: IntCounter,
     sweep_failures: IntCounter,
+    retention_deleted: IntCounter,
+    retention_failures: IntCounter,
     throttled: IntCounterVec,
     /// Sampled when scraped.
     pub outbox_backlog: IntGauge,
@@ -96,6 +98,21 @@ impl Metrics {
                 IntCounter::new(
                     "invites_sweep_failures_total",
                     "Expiry sweeps that failed (retried at the next interval).",
+                ),
+            ),
+            retention_deleted: register(
+                &registry,
+                IntCounter::new(
+                    "invites_retention_deleted_total",
+                    "Invites whose data this replica's retention pass removed: finished \
+                     invites with their redemptions and history, and deleted invites' histories.",
+                ),
+            ),
+            retention_failures: register(
+                &registry,
+                IntCounter::new(
+                    "invites_retention_failures_total",
+                    "Retention passes that failed (retried at the next interval).",
                 ),
             ),
             throttled: counters(
@@ -179,6 +196,15 @@ impl Metrics {
         self.sweep_failures.inc();
     }
 
+    /// Invites (or deleted invites' histories) a retention pass removed.
+    pub fn retention_deleted(&self, invites: u64) {
+        self.retention_deleted.inc_by(invites);
+    }
+
+    pub fn retention_failed(&self) {
+        self.retention_failures.inc();
+    }
+
     /// A call refused RESOURCE_EXHAUSTED with the service's `reason`; any
     /// other reason counts as `OTHER`, so labels stay a fixed set.
     pub fn throttled(&self, reason: &str) {
@@ -254,6 +280,8 @@ mod tests {
             "invites_publish_failures_total 0",
             "invites_expired_total 0",
             "invites_sweep_failures_total 0",
+            "invites_retention_deleted_total 0",
+            "invites_retention_failures_total 0",
             r#"invites_throttled_total{reason="RATE_LIMITED"} 0"#,
             "invites_outbox_backlog 0",
             "invites_outbox_oldest_unpublished_seconds 0",

@@ -13,6 +13,7 @@ mod limits;
 mod passcodes;
 mod query;
 mod replay;
+mod retention;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
@@ -21,6 +22,7 @@ pub use create::Created;
 pub use idempotency::{IdempotencyKey, ReplaySeal};
 pub use limits::RateLimits;
 pub use query::{History, Page};
+pub use retention::Retired;
 
 use crate::{
     domain::{InviteError, InviteToken, Policy},

@@ -1,12 +1,13 @@
 //! The settings an operator tunes: where metrics are served, how logs look,
-//! and the bounds that keep one replica answering under overload.
+//! the bounds that keep one replica answering under overload, and how long
+//! finished invites are kept.
 
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Args;
 
 use super::parse_positive_duration;
-use crate::telemetry::LogFormat;
+use crate::{domain::Retention, telemetry::LogFormat};
 
 #[derive(Debug, Clone, Args)]
 pub struct OperatingSettings {
@@ -63,6 +64,17 @@ pub struct OperatingSettings {
     #[arg(long, env = "INVITES_DATABASE_ACQUIRE_TIMEOUT", default_value = "5s",
           value_parser = parse_positive_duration, global = true)]
     pub database_acquire_timeout: Duration,
+
+    /// How long finished invites (accepted, rejected, revoked, expired) and
+    /// deleted invites' histories are kept, e.g. `400d`; then they are
+    /// removed with their redemptions and history. Unset: kept forever.
+    #[arg(long, env = "INVITES_RETENTION", value_parser = parse_retention, global = true)]
+    pub retention: Option<Retention>,
+}
+
+fn parse_retention(raw: &str) -> Result<Retention, String> {
+    parse_positive_duration(raw)
+        .and_then(|keep| Retention::new(keep).ok_or_else(|| "must be longer than zero".into()))
 }
 
 /// `4MiB`, `512KiB` or a number of bytes; at least 1 KiB, at most 64 MiB.
@@ -96,6 +108,21 @@ fn parse_size(raw: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Cli;
+    use clap::Parser as _;
+
+    #[test]
+    fn retention_is_off_unless_set_and_a_bad_one_names_its_flag() {
+        let cli = Cli::try_parse_from(["invite-service"]).unwrap();
+        assert_eq!(cli.settings.operating.retention, None);
+        let cli = Cli::try_parse_from(["invite-service", "--retention", "400d"]).unwrap();
+        let four_hundred_days = Retention::new(Duration::from_secs(400 * 86_400));
+        assert_eq!(cli.settings.operating.retention, four_hundred_days);
+        for bad in ["0s", "forever", "400", "20000d"] {
+            let err = Cli::try_parse_from(["invite-service", "--retention", bad]).unwrap_err();
+            assert!(err.to_string().contains("--retention"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn sizes_are_read_in_bytes_kib_or_mib_within_bounds() {

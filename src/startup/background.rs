@@ -1,5 +1,6 @@
 //! The work beside the gRPC server: health kept in step with the database and
-//! the signing keys, the JWKS kept fresh, the outbox relay, the expiry sweep.
+//! the signing keys, the JWKS kept fresh, the outbox relay, the expiry sweep
+//! and the retention pass that follows it.
 
 use std::time::Duration;
 
@@ -11,8 +12,9 @@ use tonic_health::{
 };
 
 use crate::{
-    app::Invites,
+    app::{Invites, Retired},
     config::Settings,
+    domain::Retention,
     grpc::auth::Jwks,
     metrics::Metrics,
     outbox::{RelayWakeup, relay::Relay},
@@ -68,6 +70,7 @@ impl Background {
                 invites,
                 metrics,
                 settings.sweep_interval,
+                settings.operating.retention,
                 sweeping_stopped,
             )),
             stop_sweeping,
@@ -175,12 +178,14 @@ async fn migrate_when_reachable(store: &Store) {
     }
 }
 
-/// Expires what is due and forgets old idempotency keys, every interval.
-/// Replicas may all sweep: they claim different rows.
+/// Expires what is due, forgets old idempotency keys and, with a retention,
+/// removes what was kept long enough, every interval. Replicas may all
+/// sweep: they claim different rows (and take turns at retention).
 async fn sweep(
     invites: Invites,
     metrics: Metrics,
     interval: Duration,
+    retention: Option<Retention>,
     mut stop: watch::Receiver<bool>,
 ) {
     tokio::select! {
@@ -207,6 +212,33 @@ async fn sweep(
         }
         if let Err(err) = invites.forget_old_answers().await {
             tracing::warn!(error = %err, "forgetting old idempotency keys failed; will retry");
+        }
+        if let Some(retention) = retention {
+            forget_retired(&invites, &metrics, retention).await;
+        }
+    }
+}
+
+/// One retention pass, counted and logged when it removed something.
+async fn forget_retired(invites: &Invites, metrics: &Metrics, retention: Retention) {
+    match invites.forget_retired(retention).await {
+        Ok(retired) if retired == Retired::default() => {}
+        Ok(Retired {
+            invites,
+            histories,
+            events,
+        }) => {
+            metrics.retention_deleted(invites + histories);
+            tracing::info!(
+                invites,
+                histories,
+                events,
+                "retention removed finished invites and deleted invites' histories"
+            );
+        }
+        Err(err) => {
+            metrics.retention_failed();
+            tracing::warn!(error = %err, "the retention pass failed; will retry");
         }
     }
 }

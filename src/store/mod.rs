@@ -7,6 +7,7 @@ mod idempotency;
 mod invites;
 mod locks;
 mod nodelay;
+mod retention;
 mod rows;
 
 use std::{
@@ -37,6 +38,10 @@ pub use invites::{
     Lookup, claim_expired, delete_invite, find_invite, list_invites, lock_invite, lock_invites,
     lock_pending_duplicate, read_invite, record_redemption, record_redemptions, redemptions_of,
     replace_token, save_invite, save_invites, try_insert_invite, try_insert_invites,
+};
+pub use retention::{
+    claim_retired, claim_retired_histories, delete_histories, delete_invites, try_lead_retention,
+    with_unpublished_events,
 };
 
 use crate::error::{Error, Result};
