@@ -30,6 +30,7 @@ mod probes;
 mod relay;
 mod replicas;
 mod resilience;
+mod retention;
 mod serving;
 mod tokens;
 mod trust;
