@@ -5,7 +5,12 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle, time::Instant};
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+    task::JoinHandle,
+    time::Instant,
+};
 use tonic::transport::{Server, server::TcpIncoming};
 
 use crate::{
@@ -20,7 +25,7 @@ use crate::{
         },
     },
     metrics::Metrics,
-    outbox::RelayWakeup,
+    outbox::{RelayWakeup, sequencer::LogGrowth},
     pb::{self, invite_service_server::InviteServiceServer},
     store::{self, Store},
 };
@@ -111,6 +116,7 @@ impl Application {
             settings,
         } = self;
         let wakeup = RelayWakeup::default();
+        let growth = LogGrowth::default();
         let invites = Invites::new(store.clone(), wakeup.clone(), policy, seal).with_rate_limits(
             RateLimits::per_minute(settings.create_rate_limit, settings.token_rate_limit),
         );
@@ -120,12 +126,17 @@ impl Application {
                 .map(String::as_str)
                 .collect::<Vec<_>>(),
         );
+        let (stop_watchers, _watchers_stopped) = watch::channel(false);
         let (background, health_service) = Background::start(
-            store.clone(),
-            invites.clone(),
-            keys.jwks,
-            wakeup,
-            metrics.clone(),
+            background::Parts {
+                store: store.clone(),
+                invites: invites.clone(),
+                jwks: keys.jwks,
+                wakeup,
+                growth,
+                stop_watchers,
+                metrics: metrics.clone(),
+            },
             &settings,
         )
         .await;

@@ -14,6 +14,7 @@ mod m20261124_000002_count_passcode_failures_per_caller;
 mod m20261124_000003_fold_invitee_emails_as_ascii;
 mod m20261125_000001_record_request_ids_with_events;
 mod m20261126_000001_index_what_retention_removes;
+mod m20261126_000002_sequence_events_for_watchers;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_fold_invitee_emails_as_ascii::Migration),
             Box::new(m20261125_000001_record_request_ids_with_events::Migration),
             Box::new(m20261126_000001_index_what_retention_removes::Migration),
+            Box::new(m20261126_000002_sequence_events_for_watchers::Migration),
         ]
     }
 }

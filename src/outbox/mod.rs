@@ -4,6 +4,7 @@
 mod batch;
 pub mod relay;
 mod retry;
+pub mod sequencer;
 
 use std::sync::Arc;
 
@@ -53,22 +54,35 @@ pub fn event_for(
         payload: body.encode_to_vec(),
         token: token_to_send.map(|t| t.expose().to_owned()),
         request_id,
+        target_type: invite.target_type.as_str().to_owned(),
+        target_id: invite.target_id.as_str().to_owned(),
     }
 }
 
-/// Wakes the relay when a transaction with an event commits, so events leave
-/// within milliseconds rather than at the next poll.
+/// Wakes the relay and the sequencer when a transaction with an event
+/// commits, so events leave and reach watchers within milliseconds rather
+/// than at the next poll. One `Notify` each: `notify_one` wakes one waiter.
 #[derive(Clone, Default)]
-pub struct RelayWakeup(Arc<Notify>);
+pub struct RelayWakeup {
+    relay: Arc<Notify>,
+    sequencer: Arc<Notify>,
+}
 
 impl RelayWakeup {
     pub fn wake(&self) {
-        // A permit is stored when the relay is busy, so no wake-up is lost.
-        self.0.notify_one();
+        // A permit is stored when a task is busy, so no wake-up is lost.
+        self.relay.notify_one();
+        self.sequencer.notify_one();
     }
 
+    /// The relay's wake-up.
     pub async fn woken(&self) {
-        self.0.notified().await;
+        self.relay.notified().await;
+    }
+
+    /// The sequencer's wake-up.
+    pub async fn sequencer_woken(&self) {
+        self.sequencer.notified().await;
     }
 }
 

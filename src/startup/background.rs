@@ -1,6 +1,7 @@
 //! The work beside the gRPC server: health kept in step with the database and
-//! the signing keys, the JWKS kept fresh, the outbox relay, the expiry sweep
-//! and the retention pass that follows it.
+//! the signing keys, the JWKS kept fresh, the outbox relay, the sequencer
+//! that numbers events for watchers, the expiry sweep and the retention
+//! pass that follows it.
 
 use std::time::Duration;
 
@@ -17,7 +18,11 @@ use crate::{
     domain::Retention,
     grpc::auth::Jwks,
     metrics::Metrics,
-    outbox::{RelayWakeup, relay::Relay},
+    outbox::{
+        RelayWakeup,
+        relay::Relay,
+        sequencer::{LogGrowth, Sequencer},
+    },
     pb::invite_service_server::SERVICE_NAME,
     store::Store,
 };
@@ -34,26 +39,50 @@ pub(super) struct Background {
     sweeper: JoinHandle<()>,
     stop_sweeping: watch::Sender<bool>,
     relay: JoinHandle<()>,
+    /// Stops the relay and the sequencer.
     stop_relay: watch::Sender<bool>,
+    sequencer: JoinHandle<()>,
+    /// Ends every WatchInvites stream, so the server can stop.
+    stop_watchers: watch::Sender<bool>,
     store: Store,
+}
+
+/// What the background work is made of, built by `Application::start`.
+pub(super) struct Parts {
+    pub store: Store,
+    pub invites: Invites,
+    pub jwks: Option<Jwks>,
+    /// Commits wake the relay and the sequencer with it.
+    pub wakeup: RelayWakeup,
+    /// The sequencer tells this process's watchers with it.
+    pub growth: LogGrowth,
+    /// Set when shutdown starts: watchers end their streams.
+    pub stop_watchers: watch::Sender<bool>,
+    pub metrics: Metrics,
 }
 
 impl Background {
     /// Starts it all, NOT_SERVING until the database and the keys are there;
     /// returns the health service that reports it.
     pub(super) async fn start(
-        store: Store,
-        invites: Invites,
-        jwks: Option<Jwks>,
-        wakeup: RelayWakeup,
-        metrics: Metrics,
+        parts: Parts,
         settings: &Settings,
     ) -> (Self, HealthServer<impl Health>) {
+        let Parts {
+            store,
+            invites,
+            jwks,
+            wakeup,
+            growth,
+            stop_watchers,
+            metrics,
+        } = parts;
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::NotServing).await;
         health
             .set_service_status(LIVENESS, ServingStatus::Serving)
             .await;
+        let sequencer = Sequencer::new(store.clone(), wakeup.clone(), growth);
         let relay = Relay::new(
             store.clone(),
             settings.amqp_url.expose().to_owned(),
@@ -74,8 +103,10 @@ impl Background {
                 sweeping_stopped,
             )),
             stop_sweeping,
+            sequencer: tokio::spawn(sequencer.run(relay_stopped.clone())),
             relay: tokio::spawn(relay.run(relay_stopped)),
             stop_relay,
+            stop_watchers,
             health,
             store,
         };
@@ -92,6 +123,7 @@ impl Background {
             jwks.abort();
         }
         let _ = self.stop_sweeping.send(true);
+        let _ = self.stop_watchers.send(true);
         set_health(&self.health, ServingStatus::NotServing).await;
         self.health
             .set_service_status(LIVENESS, ServingStatus::NotServing)
@@ -120,6 +152,14 @@ impl Background {
             );
         }
         self.sweeper.abort();
+        // Stopped with the relay; a batch in flight is one short statement.
+        let mut sequencer = self.sequencer;
+        if tokio::time::timeout_at(deadline, &mut sequencer)
+            .await
+            .is_err()
+        {
+            sequencer.abort();
+        }
         // Closing waits for connections still in use: bounded like the rest.
         if tokio::time::timeout_at(deadline, self.store.close())
             .await

@@ -30,6 +30,9 @@ pub struct NewEvent {
     pub token: Option<String>,
     /// The call's request id; none for the service's own changes.
     pub request_id: Option<String>,
+    /// The invite's target, so a watcher of one target reads its rows by index.
+    pub target_type: String,
+    pub target_id: String,
 }
 
 /// Written without RETURNING: nothing is read back, and the row's payload
@@ -61,6 +64,8 @@ fn event_row(event: NewEvent) -> invite_event::ActiveModel {
         token: Set(event.token),
         published_at: Set(None),
         request_id: Set(event.request_id),
+        target_type: Set(Some(event.target_type)),
+        target_id: Set(Some(event.target_id)),
         ..Default::default()
     }
 }

@@ -2,6 +2,7 @@
 
 mod callers;
 pub mod entities;
+mod event_log;
 mod events;
 mod idempotency;
 mod invites;
@@ -27,6 +28,9 @@ use sea_orm::{
 use tokio::sync::watch;
 
 pub use callers::{caller_record, forget_passcode_failures, save_passcode_failures};
+pub use event_log::{
+    LogFilter, LoggedEvent, log_head, read_log, sequence_batch, try_lead_sequencer,
+};
 pub use events::{
     NewEvent, OutboxBacklog, StoredEvent, enqueue_event, enqueue_events, invite_history,
     latest_event, mark_published, outbox_backlog, try_lead_relay, unpublished_heads,

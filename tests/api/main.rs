@@ -31,6 +31,7 @@ mod relay;
 mod replicas;
 mod resilience;
 mod retention;
+mod sequencer;
 mod serving;
 mod tokens;
 mod trust;

@@ -15,6 +15,11 @@ pub struct Model {
     pub token: Option<String>,
     pub published_at: Option<DateTimeUtc>,
     pub request_id: Option<String>,
+    /// The order watchers read in: assigned after commit by the sequencer.
+    pub log_position: Option<i64>,
+    /// The invite's target; none on rows written before watchers existed.
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
