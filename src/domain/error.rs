@@ -33,6 +33,11 @@ pub enum InviteError {
     NotAdmin,
     #[error("the caller's token does not grant inviting to this target with this role")]
     NotGranted,
+    #[error(
+        "the caller's grants do not cover this target: name a target_type and target_id \
+         one of them covers (only admins watch without a target)"
+    )]
+    WatchNotGranted,
     #[error("only an admin may invite themselves or accept their own invite")]
     SelfInvite,
     #[error("the invite is not pending")]
@@ -71,6 +76,7 @@ impl InviteError {
             Self::NotInviter => "NOT_INVITER",
             Self::NotAdmin => "ADMIN_SCOPE_REQUIRED",
             Self::NotGranted => "INVITE_NOT_GRANTED",
+            Self::WatchNotGranted => "WATCH_NOT_GRANTED",
             Self::SelfInvite => "SELF_INVITE",
             Self::NotPending => "INVITE_NOT_PENDING",
             Self::Expired => "INVITE_EXPIRED",

@@ -48,12 +48,18 @@ impl Grant {
 
     /// Whether this grant allows inviting to the target with the role.
     pub fn covers(&self, target_type: &Identifier, target_id: &Id, role: &Identifier) -> bool {
+        self.covers_target(target_type, target_id)
+            && (self.roles.is_empty() || self.roles.contains(role))
+    }
+
+    /// Whether this grant names the target, whatever its roles: what a
+    /// watcher of the target needs.
+    pub fn covers_target(&self, target_type: &Identifier, target_id: &Id) -> bool {
         self.target_type == *target_type
             && match &self.target_id {
                 GrantedTargets::Any => true,
                 GrantedTargets::One(id) => id == target_id,
             }
-            && (self.roles.is_empty() || self.roles.contains(role))
     }
 
     pub fn target_type(&self) -> &str {

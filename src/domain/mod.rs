@@ -12,6 +12,7 @@ pub mod paging;
 mod passcode;
 mod retention;
 mod values;
+mod watch;
 
 pub use batch::{BatchDraft, BatchPlan, MAX_EMAILS, Refusal, Refused, plan_batch};
 pub use caller::Caller;
@@ -25,3 +26,4 @@ pub use invite::{
 pub use passcode::{Passcode, PasscodeHash};
 pub use retention::Retention;
 pub use values::{Email, EmailDomain, Id, Identifier, InviteToken, Phone, TokenDigest};
+pub use watch::{Cursor, RawWatchRequest, WatchQuery};

@@ -85,6 +85,7 @@ impl From<InviteError> for Status {
             | InviteError::NotInviter
             | InviteError::NotAdmin
             | InviteError::NotGranted
+            | InviteError::WatchNotGranted
             | InviteError::SelfInvite
             | InviteError::PasscodeRequired
             | InviteError::WrongPasscode => Code::PermissionDenied,
