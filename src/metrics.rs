@@ -21,12 +21,14 @@ const HANDLING_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// The reasons a call is refused RESOURCE_EXHAUSTED with.
-const THROTTLE_REASONS: [&str; 4] = [
+/// The reasons a call is refused (or a stream ended) RESOURCE_EXHAUSTED with.
+const THROTTLE_REASONS: [&str; 6] = [
     "RATE_LIMITED",
     "OVERLOADED",
     "PASSCODE_BUSY",
     "REQUEST_TOO_LARGE",
+    "TOO_MANY_WATCHERS",
+    "WATCHER_TOO_SLOW",
 ];
 
 /// Every figure the service exports, cheap to clone (each is shared).
@@ -48,6 +50,8 @@ pub struct Metrics {
     pub outbox_oldest_unpublished_seconds: Gauge,
     /// Sampled when scraped, by `state`: `in_use` or `idle`.
     pub database_connections: IntGaugeVec,
+    /// WatchInvites streams open now.
+    pub open_watchers: IntGauge,
 }
 
 impl Metrics {
@@ -120,7 +124,8 @@ impl Metrics {
                 "invites_throttled_total",
                 "Calls refused RESOURCE_EXHAUSTED, by reason: RATE_LIMITED (a caller's \
                  rate limit), OVERLOADED (concurrent calls), PASSCODE_BUSY (passcode checks), \
-                 REQUEST_TOO_LARGE.",
+                 REQUEST_TOO_LARGE, TOO_MANY_WATCHERS (--max-watchers), WATCHER_TOO_SLOW \
+                 (a watch stream its client did not read).",
                 &["reason"],
             ),
             outbox_backlog: register(
@@ -142,6 +147,13 @@ impl Metrics {
                         "Database pool connections, by state (in_use, idle).",
                     ),
                     &["state"],
+                ),
+            ),
+            open_watchers: register(
+                &registry,
+                IntGauge::new(
+                    "invites_watchers",
+                    "WatchInvites streams open now (at most --max-watchers).",
                 ),
             ),
             registry,
@@ -286,6 +298,8 @@ mod tests {
             "invites_outbox_backlog 0",
             "invites_outbox_oldest_unpublished_seconds 0",
             r#"invites_database_connections{state="idle"} 0"#,
+            "invites_watchers 0",
+            r#"invites_throttled_total{reason="WATCHER_TOO_SLOW"} 0"#,
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

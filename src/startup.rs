@@ -5,16 +5,11 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
-use tokio::{
-    net::TcpListener,
-    sync::{oneshot, watch},
-    task::JoinHandle,
-    time::Instant,
-};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle, time::Instant};
 use tonic::transport::{Server, server::TcpIncoming};
 
 use crate::{
-    app::{Invites, RateLimits, ReplaySeal},
+    app::{Invites, RateLimits, ReplaySeal, Watchers},
     config::Settings,
     domain::{CreatePolicy, Policy},
     grpc::{
@@ -117,16 +112,19 @@ impl Application {
         } = self;
         let wakeup = RelayWakeup::default();
         let growth = LogGrowth::default();
-        let invites = Invites::new(store.clone(), wakeup.clone(), policy, seal).with_rate_limits(
-            RateLimits::per_minute(settings.create_rate_limit, settings.token_rate_limit),
-        );
+        let watchers = Watchers::new(growth.clone(), settings.operating.watch_send_timeout);
+        let invites = Invites::new(store.clone(), wakeup.clone(), policy, seal)
+            .with_rate_limits(RateLimits::per_minute(
+                settings.create_rate_limit,
+                settings.token_rate_limit,
+            ))
+            .with_watchers(watchers.clone());
         let metrics = Metrics::new(
             &crate::grpc::method_names()
                 .iter()
                 .map(String::as_str)
                 .collect::<Vec<_>>(),
         );
-        let (stop_watchers, _watchers_stopped) = watch::channel(false);
         let (background, health_service) = Background::start(
             background::Parts {
                 store: store.clone(),
@@ -134,7 +132,7 @@ impl Application {
                 jwks: keys.jwks,
                 wakeup,
                 growth,
-                stop_watchers,
+                watchers,
                 metrics: metrics.clone(),
             },
             &settings,
@@ -146,7 +144,8 @@ impl Application {
         let bounds = CallBounds::new(
             operating.max_concurrent_calls as usize,
             operating.call_timeout,
-        );
+        )
+        .with_max_watchers(operating.max_watchers as usize);
         let (stop_serving, stopped) = oneshot::channel::<()>();
         let server = Server::builder()
             .http2_keepalive_interval(Some(operating.http2_keepalive_interval))

@@ -14,6 +14,7 @@ mod passcodes;
 mod query;
 mod replay;
 mod retention;
+mod watch;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
@@ -23,6 +24,7 @@ pub use idempotency::{IdempotencyKey, ReplaySeal};
 pub use limits::RateLimits;
 pub use query::{History, Page};
 pub use retention::Retired;
+pub use watch::{WatchEnd, WatchItem, WatchedEvent, Watchers};
 
 use crate::{
     domain::{InviteError, InviteToken, Policy},
@@ -39,6 +41,7 @@ pub struct Invites {
     seal: ReplaySeal,
     passcodes: passcodes::PasscodeWork,
     limits: RateLimits,
+    watchers: Watchers,
     creates: create_group::CreateGroups,
     accepts: accept_group::AcceptGroups,
 }
@@ -62,7 +65,13 @@ impl Invites {
             seal,
             passcodes: passcodes::PasscodeWork::new(cores),
             limits: RateLimits::default(),
+            watchers: Watchers::default(),
         }
+    }
+
+    /// Feeds WatchInvites streams from these (none grows the log otherwise).
+    pub fn with_watchers(self, watchers: Watchers) -> Self {
+        Self { watchers, ..self }
     }
 
     /// Limits each caller's creates and token uses (none by default).

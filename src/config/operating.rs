@@ -31,6 +31,21 @@ pub struct OperatingSettings {
           value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_concurrent_calls: u32,
 
+    /// WatchInvites streams open at once, apart from `--max-concurrent-calls`
+    /// (a stream lasts as long as its client wants); past it a watch is
+    /// refused RESOURCE_EXHAUSTED (TOO_MANY_WATCHERS). Each holds at most
+    /// 256 events for a slow client.
+    #[arg(long, env = "INVITES_MAX_WATCHERS", default_value_t = 128,
+          value_parser = clap::value_parser!(u32).range(1..=100_000), global = true)]
+    pub max_watchers: u32,
+
+    /// How long a watcher's full buffer may wait for its client to read;
+    /// then the stream ends RESOURCE_EXHAUSTED (WATCHER_TOO_SLOW) with the
+    /// cursor to resume from.
+    #[arg(long, env = "INVITES_WATCH_SEND_TIMEOUT", default_value = "5s",
+          value_parser = parse_positive_duration, global = true)]
+    pub watch_send_timeout: Duration,
+
     /// The longest a call may take; a client's shorter `grpc-timeout` wins.
     /// Past it: DEADLINE_EXCEEDED, and its transaction is rolled back.
     #[arg(long, env = "INVITES_CALL_TIMEOUT", default_value = "30s",

@@ -7,6 +7,7 @@ pub(crate) mod codec;
 mod requests;
 mod service;
 pub mod status;
+mod watch;
 
 pub use calls::{CallBounds, Calls, method_names};
 pub use service::InviteApi;

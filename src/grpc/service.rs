@@ -4,7 +4,7 @@
 use prost::Message as _;
 use tonic::{Request, Response, Status};
 
-use super::requests;
+use super::{requests, watch};
 use crate::{
     app::Invites,
     domain::{Caller, Invite},
@@ -44,6 +44,18 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
 
 #[tonic::async_trait]
 impl InviteService for InviteApi {
+    type WatchInvitesStream = watch::WatchStream;
+
+    async fn watch_invites(
+        &self,
+        request: Request<pb::WatchInvitesRequest>,
+    ) -> Result<Response<Self::WatchInvitesStream>, Status> {
+        let caller = caller(&request)?;
+        let raw = watch::watch_request(request.into_inner());
+        let items = self.invites.watch(&caller, raw).await?;
+        Ok(Response::new(watch::responses(items)))
+    }
+
     async fn create_invite(
         &self,
         request: Request<pb::CreateInviteRequest>,

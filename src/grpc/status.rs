@@ -8,7 +8,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{auth::AuthError, codec::Undecodable};
-use crate::{domain::InviteError, error::Error};
+use crate::{app::WatchEnd, domain::InviteError, error::Error};
 
 /// The `ErrorInfo.domain` of every error this service returns.
 pub const ERROR_DOMAIN: &str = "invites.v1";
@@ -61,6 +61,43 @@ impl From<Error> for Status {
                 with_reason(Code::Internal, "internal error", "INTERNAL")
             }
         }
+    }
+}
+
+/// A watch stream's end carries the cursor to resume from, as the
+/// `ErrorInfo` metadata `cursor`: the cursor of the last event sent before
+/// this status.
+impl From<WatchEnd> for Status {
+    fn from(end: WatchEnd) -> Self {
+        let (status, cursor) = match end {
+            WatchEnd::TooSlow { cursor } => (
+                with_reason(
+                    Code::ResourceExhausted,
+                    "the stream was not read for --watch-send-timeout: resume with the cursor \
+                     in the ErrorInfo metadata",
+                    "WATCHER_TOO_SLOW",
+                ),
+                cursor,
+            ),
+            WatchEnd::ShuttingDown { cursor } => (
+                with_reason(
+                    Code::Unavailable,
+                    "the server is shutting down: resume with the cursor in the ErrorInfo \
+                     metadata",
+                    "SERVER_SHUTTING_DOWN",
+                ),
+                cursor,
+            ),
+            WatchEnd::Failed { error, cursor } => (Status::from(error), cursor),
+        };
+        let mut details = status.get_error_details();
+        let reason = details
+            .error_info()
+            .map(|info| info.reason.clone())
+            .unwrap_or_default();
+        let metadata = HashMap::from([("cursor".to_owned(), cursor.encode())]);
+        details.set_error_info(reason, ERROR_DOMAIN, metadata);
+        Status::with_error_details(status.code(), status.message(), details)
     }
 }
 
@@ -190,6 +227,34 @@ mod tests {
             "MALFORMED_REQUEST"
         );
         assert!(!status.message().contains("Invite."));
+    }
+
+    #[test]
+    fn a_watch_ends_with_its_reason_and_the_cursor_to_resume_from() {
+        use crate::domain::Cursor;
+        for (end, code, reason) in [
+            (
+                WatchEnd::TooSlow {
+                    cursor: Cursor::after(7),
+                },
+                Code::ResourceExhausted,
+                "WATCHER_TOO_SLOW",
+            ),
+            (
+                WatchEnd::Failed {
+                    error: Error::Unavailable("down".into()),
+                    cursor: Cursor::after(7),
+                },
+                Code::Unavailable,
+                "DATABASE_UNAVAILABLE",
+            ),
+        ] {
+            let status = Status::from(end);
+            let info = status.get_error_details().error_info().cloned().unwrap();
+            assert_eq!(status.code(), code);
+            assert_eq!(info.reason, reason);
+            assert_eq!(info.metadata["cursor"], Cursor::after(7).encode());
+        }
     }
 
     #[test]

@@ -95,3 +95,10 @@ pub fn recorded_inviter(event: &crate::store::StoredEvent) -> crate::error::Resu
         .map(|invite| invite.inviter_id)
         .unwrap_or_default())
 }
+
+/// The target an event's payload names: for rows written before events
+/// carried it in columns. None for a payload that does not decode.
+pub fn recorded_target(payload: &[u8]) -> Option<(String, String)> {
+    let invite = pb::InviteEvent::decode(payload).ok()?.invite?;
+    Some((invite.target_type, invite.target_id))
+}

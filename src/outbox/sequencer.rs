@@ -79,7 +79,9 @@ impl Sequencer {
         while !*stop.borrow() {
             let pause = match self.batch().await {
                 Ok(Batch::Numbered(n)) => {
-                    failing = false;
+                    if std::mem::replace(&mut failing, false) {
+                        tracing::info!("numbering events for watchers works again");
+                    }
                     if n > 0 {
                         self.growth.grew();
                     }
@@ -105,6 +107,7 @@ impl Sequencer {
         }
     }
 
+    /// One batch, unless another sequencer runs one now.
     async fn batch(&self) -> Result<Batch> {
         let txn = self.store.begin().await?;
         if !crate::store::try_lead_sequencer(&txn).await? {
@@ -113,5 +116,35 @@ impl Sequencer {
         let numbered = crate::store::sequence_batch(&txn, BATCH_SIZE).await?;
         txn.commit().await?;
         Ok(Batch::Numbered(numbered))
+    }
+}
+
+/// Numbers every event committed before this call, and returns the highest
+/// number: where "from now" starts. Reading the highest number alone would
+/// not do: an event committed a moment ago may not be numbered yet, and it
+/// would then be streamed as if it came after. Batches run here start after
+/// the call did, so they see every such event. (The caller's deadline
+/// bounds the wait for another sequencer's batch.)
+pub async fn catch_up(store: &Store, growth: &LogGrowth) -> Result<i64> {
+    loop {
+        let txn = store.begin().await?;
+        if !crate::store::try_lead_sequencer(&txn).await? {
+            drop(txn);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        let numbered = crate::store::sequence_batch(&txn, BATCH_SIZE).await?;
+        let head = if numbered < BATCH_SIZE {
+            Some(crate::store::log_head(&txn).await?)
+        } else {
+            None
+        };
+        txn.commit().await?;
+        if numbered > 0 {
+            growth.grew();
+        }
+        if let Some(head) = head {
+            return Ok(head);
+        }
     }
 }

@@ -13,7 +13,7 @@ use tonic_health::{
 };
 
 use crate::{
-    app::{Invites, Retired},
+    app::{Invites, Retired, Watchers},
     config::Settings,
     domain::Retention,
     grpc::auth::Jwks,
@@ -42,8 +42,8 @@ pub(super) struct Background {
     /// Stops the relay and the sequencer.
     stop_relay: watch::Sender<bool>,
     sequencer: JoinHandle<()>,
-    /// Ends every WatchInvites stream, so the server can stop.
-    stop_watchers: watch::Sender<bool>,
+    /// Ended at shutdown, so that the server can stop.
+    watchers: Watchers,
     store: Store,
 }
 
@@ -56,8 +56,8 @@ pub(super) struct Parts {
     pub wakeup: RelayWakeup,
     /// The sequencer tells this process's watchers with it.
     pub growth: LogGrowth,
-    /// Set when shutdown starts: watchers end their streams.
-    pub stop_watchers: watch::Sender<bool>,
+    /// WatchInvites streams, ended when shutdown starts.
+    pub watchers: Watchers,
     pub metrics: Metrics,
 }
 
@@ -74,7 +74,7 @@ impl Background {
             jwks,
             wakeup,
             growth,
-            stop_watchers,
+            watchers,
             metrics,
         } = parts;
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -106,7 +106,7 @@ impl Background {
             sequencer: tokio::spawn(sequencer.run(relay_stopped.clone())),
             relay: tokio::spawn(relay.run(relay_stopped)),
             stop_relay,
-            stop_watchers,
+            watchers,
             health,
             store,
         };
@@ -123,7 +123,8 @@ impl Background {
             jwks.abort();
         }
         let _ = self.stop_sweeping.send(true);
-        let _ = self.stop_watchers.send(true);
+        // Each ends with the cursor to resume from, on another replica.
+        self.watchers.stop_all();
         set_health(&self.health, ServingStatus::NotServing).await;
         self.health
             .set_service_status(LIVENESS, ServingStatus::NotServing)

@@ -35,3 +35,6 @@ mod sequencer;
 mod serving;
 mod tokens;
 mod trust;
+mod watch;
+mod watch_bounds;
+mod watch_races;

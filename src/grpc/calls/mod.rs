@@ -3,6 +3,10 @@
 //! timed and logged as one line with its method, code, reason, latency,
 //! caller, invite id and request id. Health and reflection stay outside, so
 //! an overloaded server still answers its probes.
+//!
+//! Streams (WatchInvites) last as long as their client wants: they take no
+//! place among the concurrent calls but one among the watchers, a bound of
+//! their own, and the deadline bounds only the start of their answer.
 
 mod record;
 
@@ -22,7 +26,7 @@ use tonic::{Status, server::NamedService};
 use tower_service::Service;
 use tracing::{Instrument as _, field::Empty};
 
-use self::record::{CallRecord, ObservedBody, status_in};
+use self::record::{CallRecord, ObservedBody, Slot, status_in};
 use crate::{error::Error, metrics::Metrics, pb, telemetry::RequestId};
 
 const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -33,14 +37,35 @@ const UNKNOWN_METHOD: &str = "unknown";
 #[derive(Clone)]
 pub struct CallBounds {
     permits: Arc<Semaphore>,
+    watchers: Arc<Semaphore>,
     deadline: Duration,
 }
 
 impl CallBounds {
+    /// As many streams as calls, until [`Self::with_max_watchers`] says.
     pub fn new(max_concurrent: usize, deadline: Duration) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max_concurrent)),
+            watchers: Arc::new(Semaphore::new(max_concurrent)),
             deadline,
+        }
+    }
+
+    pub fn with_max_watchers(self, max_watchers: usize) -> Self {
+        Self {
+            watchers: Arc::new(Semaphore::new(max_watchers)),
+            ..self
+        }
+    }
+
+    /// A place for the call under its cap, if one is free.
+    fn take(&self, streams: bool, metrics: &Metrics) -> Option<Slot> {
+        if streams {
+            let permit = self.watchers.clone().try_acquire_owned().ok()?;
+            Some(Slot::stream(permit, metrics.open_watchers.clone()))
+        } else {
+            let permit = self.permits.clone().try_acquire_owned().ok()?;
+            Some(Slot::call(permit))
         }
     }
 }
@@ -52,6 +77,7 @@ pub struct Calls<S> {
     bounds: CallBounds,
     metrics: Metrics,
     methods: Arc<[Arc<str>]>,
+    streaming: Arc<[String]>,
 }
 
 impl<S> Calls<S> {
@@ -61,6 +87,7 @@ impl<S> Calls<S> {
             bounds,
             metrics,
             methods: method_names().into_iter().map(Arc::from).collect(),
+            streaming: streaming_method_names().into(),
         }
     }
 
@@ -78,6 +105,15 @@ impl<S> Calls<S> {
 
 /// The InviteService's RPC names, read from the compiled proto.
 pub fn method_names() -> Vec<String> {
+    methods(|_| true)
+}
+
+/// The RPCs that answer with a stream (WatchInvites), from the proto too.
+fn streaming_method_names() -> Vec<String> {
+    methods(|method| method.server_streaming())
+}
+
+fn methods(which: impl Fn(&prost_types::MethodDescriptorProto) -> bool) -> Vec<String> {
     let files = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET)
         .expect("the compiled descriptor set decodes");
     let service = pb::invite_service_server::SERVICE_NAME;
@@ -89,7 +125,12 @@ pub fn method_names() -> Vec<String> {
                 .iter()
                 .filter(move |s| format!("{}.{}", file.package(), s.name()) == service)
         })
-        .flat_map(|s| s.method.iter().map(|m| m.name().to_owned()))
+        .flat_map(|s| {
+            s.method
+                .iter()
+                .filter(|m| which(m))
+                .map(|m| m.name().to_owned())
+        })
         .collect()
 }
 
@@ -117,6 +158,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let method = self.method_of(request.uri().path());
+        let streams = self.streaming.iter().any(|name| **name == *method);
         let request_id = RequestId::from_caller(
             request
                 .headers()
@@ -137,22 +179,25 @@ where
             started: Instant::now(),
             span: span.clone(),
             metrics: self.metrics.clone(),
-            permit: None,
+            slot: None,
             finished: false,
         };
         let bounds = self.bounds.clone();
+        let metrics = self.metrics.clone();
         let id_header = HeaderValue::from_str(request_id.as_str()).ok();
         let answer = async move {
-            let response = match bounds.permits.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    record.permit = Some(permit);
+            let response = match bounds.take(streams, &metrics) {
+                Some(slot) => {
+                    record.slot = Some(slot);
+                    // For a stream: until its first headers, not its end.
                     let served = request_id.scope(inner.call(request));
                     match tokio::time::timeout(deadline, served).await {
                         Ok(Ok(response)) => response,
                         Err(_) => past_deadline(deadline),
                     }
                 }
-                Err(_) => overloaded(),
+                None if streams => too_many_watchers(),
+                None => overloaded(),
             };
             Ok(observe(response, record, id_header))
         };
@@ -211,6 +256,15 @@ fn overloaded() -> http::Response<Body> {
     .into_http()
 }
 
+fn too_many_watchers() -> http::Response<Body> {
+    Status::from(Error::Overloaded {
+        message: "the server is serving as many WatchInvites streams as it may at once \
+                  (--max-watchers); retry shortly, with your last cursor",
+        reason: "TOO_MANY_WATCHERS",
+    })
+    .into_http()
+}
+
 fn past_deadline(deadline: Duration) -> http::Response<Body> {
     Status::deadline_exceeded(format!(
         "the call did not finish within its deadline ({} ms)",
@@ -233,6 +287,11 @@ mod tests {
         for rpc in ["CreateInvite", "AcceptInvite", "ListInviteEvents"] {
             assert!(names.iter().any(|n| n == rpc), "{rpc} in {names:?}");
         }
+    }
+
+    #[test]
+    fn only_watch_invites_streams() {
+        assert_eq!(streaming_method_names(), ["WatchInvites"]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::{
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::http::HeaderMap;
+use prometheus::IntGauge;
 use tokio::{sync::OwnedSemaphorePermit, time::Instant};
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
@@ -24,8 +25,8 @@ pub(super) struct CallRecord {
     pub started: Instant,
     pub span: Span,
     pub metrics: Metrics,
-    /// Held until the answer is sent: the call counts against the cap until then.
-    pub permit: Option<OwnedSemaphorePermit>,
+    /// Held until the answer is sent: the call counts against its cap until then.
+    pub slot: Option<Slot>,
     pub finished: bool,
 }
 
@@ -63,7 +64,39 @@ impl CallRecord {
             // The caller's doing: refusals, not failures.
             _ => line!(info),
         }
-        self.permit = None;
+        self.slot = None;
+    }
+}
+
+/// A call's place under its cap; a stream's also counts in the gauge of
+/// open watchers while it lasts.
+pub(super) struct Slot {
+    _permit: OwnedSemaphorePermit,
+    open_streams: Option<IntGauge>,
+}
+
+impl Slot {
+    pub fn call(permit: OwnedSemaphorePermit) -> Self {
+        Self {
+            _permit: permit,
+            open_streams: None,
+        }
+    }
+
+    pub fn stream(permit: OwnedSemaphorePermit, open_streams: IntGauge) -> Self {
+        open_streams.inc();
+        Self {
+            _permit: permit,
+            open_streams: Some(open_streams),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(gauge) = &self.open_streams {
+            gauge.dec();
+        }
     }
 }
 

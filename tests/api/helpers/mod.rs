@@ -8,6 +8,7 @@ mod events;
 mod links;
 mod process;
 mod requests;
+mod watching;
 
 pub use app::*;
 pub use database::*;
@@ -15,6 +16,7 @@ pub use events::*;
 pub use links::*;
 pub use process::*;
 pub use requests::*;
+pub use watching::*;
 
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
 
