@@ -84,7 +84,7 @@ async fn an_event_committed_late_is_numbered_after_those_committed_before_it() {
 
 /// An event row as a use case writes it (for an invite of its own), written
 /// on `conn`; returns its position.
-async fn insert_event(conn: &impl sea_orm::ConnectionTrait) -> i64 {
+pub(crate) async fn insert_event(conn: &impl sea_orm::ConnectionTrait) -> i64 {
     let invite_id = Uuid::now_v7();
     let id = Uuid::now_v7();
     let body = pb::InviteEvent {
