@@ -2,6 +2,8 @@
 //! with their redemptions and history, and so are deleted invites'
 //! histories; never while one of their events waits to be published.
 
+use uuid::Uuid;
+
 use super::{Invites, now};
 use crate::{domain::Retention, error::Result, store};
 
@@ -67,16 +69,26 @@ impl Invites {
             .filter(|invite| invite.is_past_retention(retention, now))
             .map(|invite| invite.id)
             .collect();
-        // Asked again now that the invites are locked: no event can be
-        // written for them any more (every change holds its invite's lock),
-        // and this statement sees every event committed before it.
-        let unpublished = store::with_unpublished_events(&txn, &ids).await?;
-        ids.retain(|id| !unpublished.contains(id));
+        // Asked now that the invites are locked: no event can be written for
+        // them any more (every change holds its invite's lock), and this
+        // statement sees every event committed before it.
+        let not_out = store::with_unpublished_events(&txn, &ids).await?;
+        // The sequencer numbers on from the highest number present: removing
+        // the row that holds it would number new events below the cursors
+        // watchers hold. Kept until a newer event is numbered.
+        let newest = store::newest_logged_invite(&txn).await?;
+        let removable = |id: &Uuid| !not_out.contains(id) && Some(*id) != newest;
+        ids.retain(removable);
         let mut events = store::delete_histories(&txn, &ids).await?;
         let invites = store::delete_invites(&txn, &ids).await?;
-        let deleted = store::claim_retired_histories(&txn, cutoff, RETENTION_BATCH).await?;
-        let more = full || deleted.len() as u64 == RETENTION_BATCH;
+        let mut deleted = store::claim_retired_histories(&txn, cutoff, RETENTION_BATCH).await?;
+        let full = full || deleted.len() as u64 == RETENTION_BATCH;
+        let not_out = store::with_unpublished_events(&txn, &deleted).await?;
+        deleted.retain(|id| !not_out.contains(id) && Some(*id) != newest);
         events += store::delete_histories(&txn, &deleted).await?;
+        // A full claim of which nothing could go (its events still wait)
+        // would claim the same rows again: the next sweep tries.
+        let more = full && invites + deleted.len() as u64 > 0;
         txn.commit().await?;
         let batch = Retired {
             invites,

@@ -13,9 +13,9 @@
 //! event is written under the invite's row lock after the earlier one
 //! committed, so it is numbered in the same batch after it, or later.
 //!
-//! The numbering continues from the highest `log_position` present: a
-//! retention job must keep the newest numbered row, or new events would be
-//! numbered below cursors clients hold.
+//! The numbering continues from the highest `log_position` present: the
+//! retention pass keeps the newest numbered row (`newest_logged_invite`), or
+//! new events would be numbered below cursors clients hold.
 
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
@@ -89,6 +89,18 @@ pub async fn log_head(conn: &impl ConnectionTrait) -> Result<i64> {
         .one(conn)
         .await?;
     Ok(head.flatten().unwrap_or(0))
+}
+
+/// The invite whose event holds the highest `log_position`, if any.
+pub async fn newest_logged_invite(conn: &impl ConnectionTrait) -> Result<Option<Uuid>> {
+    Ok(invite_event::Entity::find()
+        .select_only()
+        .column(invite_event::Column::InviteId)
+        .filter(invite_event::Column::LogPosition.is_not_null())
+        .order_by_desc(invite_event::Column::LogPosition)
+        .into_tuple::<Uuid>()
+        .one(conn)
+        .await?)
 }
 
 /// What a watcher reads of a row: never the token column.

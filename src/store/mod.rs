@@ -29,7 +29,8 @@ use tokio::sync::watch;
 
 pub use callers::{caller_record, forget_passcode_failures, save_passcode_failures};
 pub use event_log::{
-    LogFilter, LoggedEvent, log_head, read_log, sequence_batch, try_lead_sequencer,
+    LogFilter, LoggedEvent, log_head, newest_logged_invite, read_log, sequence_batch,
+    try_lead_sequencer,
 };
 pub use events::{
     NewEvent, OutboxBacklog, StoredEvent, enqueue_event, enqueue_events, invite_history,
