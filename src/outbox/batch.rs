@@ -20,6 +20,9 @@ use crate::{
 
 /// At most this many invites' heads per batch.
 const BATCH_SIZE: u64 = 200;
+/// Unpublished rows read in position order to find a batch's heads before
+/// they are read by invite instead (see `store::unpublished_heads`).
+const HEADS_PREFIX: u64 = 12_800;
 
 #[derive(Debug, thiserror::Error)]
 pub(super) enum RelayError {
@@ -103,7 +106,7 @@ pub(super) async fn publish_from(
     publisher: &Publisher,
     reports: &mut Reports,
 ) -> Result<Outcome, RelayError> {
-    let heads = store::unpublished_heads(conn, BATCH_SIZE).await?;
+    let heads = store::unpublished_heads(conn, BATCH_SIZE, HEADS_PREFIX).await?;
     let outgoing = heads
         .iter()
         .filter_map(|event| match Outgoing::of(event) {

@@ -112,20 +112,42 @@ pub async fn try_lead_relay(conn: &impl ConnectionTrait) -> Result<bool> {
 /// unpublished rows in position order, read in one statement (one snapshot):
 /// an invite's head is its first row in the prefix, for any earlier
 /// unpublished row of it would sit earlier in the same prefix. A prefix that
-/// is mostly one invite's backlog is read again eight times longer. A join
-/// asking each row for an earlier one of its invite (`NOT EXISTS`) took
-/// 1.3 ms for 200 heads of 20,000 with fresh statistics, and 810 ms with the
-/// statistics of the usual state, where almost nothing waits: the planner
-/// then compared every row with every other. A backlog builds up exactly
-/// when the statistics say there is none (the broker was away), so the plan
-/// must not depend on them. (`MIN(position) … GROUP BY invite_id` read the
-/// whole backlog for each batch: 24 ms.)
+/// is mostly one invite's backlog is read again eight times longer, up to
+/// `max_prefix` rows; past that, long backlogs fill it, and the heads are
+/// read by invite instead (`heads_by_invite`). A join asking each row for an
+/// earlier one of its invite (`NOT EXISTS`) took 1.3 ms for 200 heads of
+/// 20,000 with fresh statistics, and 810 ms with the statistics of the usual
+/// state, where almost nothing waits: the planner then compared every row
+/// with every other. A backlog builds up exactly when the statistics say
+/// there is none (the broker was away), so no plan here depends on them.
 pub async fn unpublished_heads(
     conn: &impl ConnectionTrait,
     limit: u64,
+    max_prefix: u64,
 ) -> Result<Vec<StoredEvent>> {
-    let mut prefix = limit;
-    let heads = loop {
+    let heads = match heads_from_prefix(conn, limit, max_prefix).await? {
+        Some(heads) => heads,
+        None => heads_by_invite(conn, limit).await?,
+    };
+    if heads.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(invite_event::Entity::find()
+        .filter(invite_event::Column::Position.is_in(heads))
+        .order_by_asc(invite_event::Column::Position)
+        .all(conn)
+        .await?)
+}
+
+/// The heads' positions from a prefix of the backlog; None when the longest
+/// prefix holds fewer than `limit` heads and more rows wait past it.
+async fn heads_from_prefix(
+    conn: &impl ConnectionTrait,
+    limit: u64,
+    max_prefix: u64,
+) -> Result<Option<Vec<i64>>> {
+    let mut prefix = limit.min(max_prefix);
+    loop {
         let rows: Vec<(i64, Uuid)> = invite_event::Entity::find()
             .select_only()
             .column(invite_event::Column::Position)
@@ -138,24 +160,31 @@ pub async fn unpublished_heads(
             .await?;
         let heads = first_of_each_invite(&rows, limit);
         let whole_backlog = (rows.len() as u64) < prefix;
-        if heads.len() as u64 >= limit || whole_backlog || prefix >= MAX_HEADS_PREFIX {
-            break heads;
+        if heads.len() as u64 >= limit || whole_backlog {
+            return Ok(Some(heads));
         }
-        prefix = (prefix * 8).min(MAX_HEADS_PREFIX);
-    };
-    if heads.is_empty() {
-        return Ok(Vec::new());
+        if prefix >= max_prefix {
+            return Ok(None);
+        }
+        prefix = (prefix * 8).min(max_prefix);
     }
+}
+
+/// Each invite's oldest unpublished position, oldest first: reads the whole
+/// backlog (24 ms with 20,000 waiting), which only long backlogs that fill
+/// the longest prefix call for.
+async fn heads_by_invite(conn: &impl ConnectionTrait, limit: u64) -> Result<Vec<i64>> {
     Ok(invite_event::Entity::find()
-        .filter(invite_event::Column::Position.is_in(heads))
-        .order_by_asc(invite_event::Column::Position)
+        .select_only()
+        .column_as(invite_event::Column::Position.min(), "head")
+        .filter(invite_event::Column::PublishedAt.is_null())
+        .group_by(invite_event::Column::InviteId)
+        .order_by_asc(invite_event::Column::Position.min())
+        .limit(limit)
+        .into_tuple()
         .all(conn)
         .await?)
 }
-
-/// The longest prefix read for heads: an invite with a longer backlog holds
-/// back the invites behind it until its backlog is shorter.
-const MAX_HEADS_PREFIX: u64 = 102_400;
 
 /// The position of each invite's first row, in order, at most `limit`.
 fn first_of_each_invite(rows: &[(i64, Uuid)], limit: u64) -> Vec<i64> {

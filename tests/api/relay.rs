@@ -20,6 +20,7 @@ on_both_databases!(
     a_refused_event_is_retried_on_the_same_connection_every_few_seconds,
     a_broker_that_stops_answering_costs_one_timeout_per_batch_not_one_per_event,
     an_undecodable_event_stays_unpublished_and_holds_back_only_its_own_invite,
+    heads_behind_backlogs_longer_than_the_prefix_are_read_by_invite,
 );
 
 async fn one_invites_backlog_does_not_hold_back_another_invites_event(db: Db) {
@@ -239,5 +240,32 @@ async fn a_consumer_bound_to_one_key_gets_its_events_while_other_keys_route_nowh
         .assert_no_more(Duration::from_millis(300))
         .await;
     accepted_only.delete_exchange().await;
+    app.stop().await;
+}
+
+/// The relay finds heads in a prefix of the backlog; one invite's backlog
+/// longer than the longest prefix must not hide the invites behind it.
+async fn heads_behind_backlogs_longer_than_the_prefix_are_read_by_invite(db: Db) {
+    let mut options = Options::fresh(db).await;
+    options.amqp_url = "amqp://127.0.0.1:1/%2f".into(); // nothing publishes
+    let app = TestApp::start(options).await;
+    let (popular, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut backlog: Vec<_> = (1..=2_000)
+        .map(|seq| RawEvent::new(popular, seq, EventKind::Accepted))
+        .collect();
+    backlog.push(RawEvent::new(other, 1, EventKind::Created));
+    insert_events(&app.database_url, backlog).await;
+    let conn = Database::connect(&app.database_url).await.unwrap();
+
+    let within = |max_prefix| invite_service::store::unpublished_heads(&conn, 200, max_prefix);
+    let heads = |events: Vec<invite_event::Model>| -> Vec<(Uuid, i64)> {
+        events.iter().map(|e| (e.invite_id, e.sequence)).collect()
+    };
+    let by_invite = heads(within(1_600).await.unwrap());
+    let from_prefix = heads(within(12_800).await.unwrap());
+
+    assert_eq!(by_invite, vec![(popular, 1), (other, 1)], "past the prefix");
+    assert_eq!(from_prefix, by_invite, "within the prefix");
+    conn.close().await.ok();
     app.stop().await;
 }
