@@ -7,8 +7,8 @@ use std::time::Duration;
 use invite_service::{pb, store::entities::invite_event};
 use prost::Message as _;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, Database, DatabaseConnection, EntityTrait as _,
-    QueryFilter as _, QueryOrder as _, TransactionTrait as _,
+    ActiveValue::Set, Database, DatabaseConnection, EntityTrait as _, QueryOrder as _,
+    TransactionTrait as _,
 };
 use uuid::Uuid;
 
@@ -144,12 +144,10 @@ async fn numbered_rows(conn: &DatabaseConnection, count: usize) -> Vec<invite_ev
             .all(conn)
             .await
             .unwrap();
-        let waiting = invite_event::Entity::find()
-            .filter(invite_event::Column::LogPosition.is_null())
-            .all(conn)
-            .await
-            .unwrap();
-        if waiting.is_empty() && rows.len() == count {
+        // Judged on the rows read, in one statement: a second look for
+        // unnumbered rows could come after the sequencer numbered them.
+        let numbered = rows.iter().all(|row| row.log_position.is_some());
+        if numbered && rows.len() == count {
             return rows;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
