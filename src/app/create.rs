@@ -9,7 +9,7 @@ use super::{Invites, answer_size, expiry::expire_with_event, idempotency::Idempo
 use crate::{
     domain::{
         BatchDraft, Caller, EventKind, Invite, InviteDraft, InviteError, InviteToken, Passcode,
-        Refusal, Refused, plan_batch,
+        Refused, plan_batch,
     },
     error::{Error, Result},
     outbox, store,
@@ -165,11 +165,7 @@ impl Invites {
                 if rpc == CREATE {
                     return Err(InviteError::AlreadyExists.into());
                 }
-                refused.push(Refused {
-                    index,
-                    email: invitee_email(&invite),
-                    reason: Refusal::AlreadyInvited,
-                });
+                refused.push(Refused::already_invited(index, &invite));
                 continue;
             }
             store::enqueue_event(&txn, event).await?;
@@ -246,13 +242,6 @@ fn first_invite(created: Created) -> Result<(Invite, InviteToken)> {
         .into_iter()
         .next()
         .ok_or_else(|| InviteError::NotFound.into())
-}
-
-fn invitee_email(invite: &Invite) -> String {
-    match &invite.invitee {
-        crate::domain::Invitee::Email(email) => email.as_str().to_owned(),
-        _ => String::new(),
-    }
 }
 
 /// A new invite's token and its `invite.created` event (carrying the token

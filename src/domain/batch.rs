@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    Caller, DraftInvitee, Email, FieldViolation, Invite, InviteDraft, InviteError, Policy,
+    Caller, DraftInvitee, Email, FieldViolation, Invite, InviteDraft, InviteError, Invitee, Policy,
 };
 
 pub const MAX_EMAILS: usize = 1000;
@@ -63,11 +63,51 @@ pub struct Refused {
     pub reason: Refusal,
 }
 
+impl Refused {
+    /// An address a pending invite already holds, named as the request's
+    /// address once trimmed.
+    pub fn already_invited(index: usize, invite: &Invite) -> Self {
+        let email = match &invite.invitee {
+            Invitee::Email(email) => email.as_str().to_owned(),
+            _ => String::new(),
+        };
+        Self {
+            index,
+            email,
+            reason: Refusal::AlreadyInvited,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct BatchPlan {
     /// The invites to write, each with its address's place in the request.
     pub invites: Vec<(usize, Invite)>,
     pub refused: Vec<Refused>,
+}
+
+impl BatchPlan {
+    /// The plan less the invites whose invitee a pending invite already
+    /// holds (`invited`: their [`Invitee::key`]s): each is refused as
+    /// ALREADY_INVITED, in request order among the other refusals, as the
+    /// unique index refuses it when a real call writes the plan. What a dry
+    /// run answers, having read where a real call writes.
+    pub fn without_invited(self, invited: &HashSet<String>) -> BatchPlan {
+        let (invites, held): (Vec<_>, Vec<_>) =
+            self.invites.into_iter().partition(|(_, invite)| {
+                invite
+                    .invitee
+                    .key()
+                    .is_none_or(|key| !invited.contains(&key))
+            });
+        let mut refused = self.refused;
+        refused.extend(
+            held.iter()
+                .map(|(index, invite)| Refused::already_invited(*index, invite)),
+        );
+        refused.sort_by_key(|r| r.index);
+        BatchPlan { invites, refused }
+    }
 }
 
 /// Checks what the invites share once (a bad target or expiry refuses the
@@ -246,6 +286,42 @@ mod tests {
         assert_eq!(result.unwrap_err(), InviteError::NotGranted);
         let plan = plan_batch(draft(&["ann@example.org"]), &member_only, now(), &policy());
         assert_eq!(plan.unwrap().invites.len(), 1);
+    }
+
+    #[test]
+    fn addresses_already_invited_are_refused_in_request_order_among_the_others() {
+        let plan = plan_batch(
+            draft(&[
+                "ann@example.org",
+                "nope",
+                " Bob@example.org ",
+                "cy@example.org",
+                "ANN@example.org",
+            ]),
+            &alice(),
+            now(),
+            &policy(),
+        )
+        .unwrap();
+        let invited = HashSet::from(["email:bob@example.org".to_owned()]);
+
+        let plan = plan.without_invited(&invited);
+
+        let invited: Vec<_> = plan.invites.iter().map(|(i, _)| *i).collect();
+        assert_eq!(invited, [0, 3]);
+        let refused: Vec<_> = plan
+            .refused
+            .iter()
+            .map(|r| (r.index, r.email.as_str(), r.reason))
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                (1, "nope", Refusal::InvalidEmail),
+                (2, "Bob@example.org", Refusal::AlreadyInvited),
+                (4, "ANN@example.org", Refusal::DuplicateInRequest),
+            ]
+        );
     }
 
     #[test]

@@ -93,6 +93,15 @@ impl Invite {
         invite.ensure_creatable_by(caller, policy.create)?;
         Ok(invite)
     }
+
+    /// Whether this invite stands in the way of a new one for the same
+    /// target and invitee: pending and not past its expiry. One past it is
+    /// expired by the create that meets it ([`Invite::expire`]), so it
+    /// refuses nobody. The unique index settles this when a create writes;
+    /// a dry run, which writes nothing, asks here instead.
+    pub fn blocks_a_new_invite(&self, now: DateTime<Utc>) -> bool {
+        self.status == InviteStatus::Pending && now < self.expires_at
+    }
 }
 
 /// The inviter: the caller, unless an admin names another user.

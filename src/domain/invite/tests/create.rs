@@ -127,3 +127,26 @@ fn metadata_nested_too_deep_for_clients_to_read_back_is_refused() {
     };
     assert!(create_as_alice(deepest).is_ok());
 }
+
+#[test]
+fn only_a_pending_invite_inside_its_expiry_blocks_a_new_one() {
+    let pending = email_invite();
+    assert!(pending.blocks_a_new_invite(now()));
+    let just_due = now() + Duration::days(7);
+    assert!(
+        !pending.blocks_a_new_invite(just_due),
+        "a create expires it on the spot"
+    );
+    for status in [
+        InviteStatus::Accepted,
+        InviteStatus::Rejected,
+        InviteStatus::Revoked,
+        InviteStatus::Expired,
+    ] {
+        let settled = Invite {
+            status,
+            ..email_invite()
+        };
+        assert!(!settled.blocks_a_new_invite(now()), "{status:?}");
+    }
+}
