@@ -68,25 +68,6 @@ pub async fn try_insert_invites(
         .await?)
 }
 
-/// The pending invite for the same target and invitee as `invite`, locked.
-pub async fn lock_pending_duplicate(
-    conn: &impl ConnectionTrait,
-    invite: &Invite,
-) -> Result<Option<Invite>> {
-    let Some(key) = invite.invitee.key() else {
-        return Ok(None);
-    };
-    let row = invite::Entity::find()
-        .filter(invite::Column::TargetType.eq(invite.target_type.as_str()))
-        .filter(invite::Column::TargetId.eq(invite.target_id.as_str()))
-        .filter(invite::Column::InviteeKey.eq(key))
-        .filter(invite::Column::Status.eq(InviteStatus::Pending.as_str()))
-        .lock_exclusive()
-        .one(conn)
-        .await?;
-    Ok(row.map(rows::to_domain).transpose()?)
-}
-
 /// Reads an invite and holds its row lock until the transaction ends, so
 /// concurrent changes of one invite run one after another (PostgreSQL:
 /// `FOR UPDATE`; SQLite has one writer at a time anyway).

@@ -1,6 +1,7 @@
 //! Persistence through sea-orm: the same code on PostgreSQL and SQLite.
 
 mod callers;
+mod duplicates;
 pub mod entities;
 mod event_log;
 mod events;
@@ -28,6 +29,7 @@ use sea_orm::{
 use tokio::sync::watch;
 
 pub use callers::{caller_record, forget_passcode_failures, save_passcode_failures};
+pub use duplicates::{lock_pending_duplicate, pending_duplicates};
 pub use event_log::{
     LogFilter, LoggedEvent, log_head, newest_logged_invite, read_log, sequence_batch,
     try_lead_sequencer,
@@ -41,7 +43,7 @@ pub use idempotency::{
 };
 pub use invites::{
     Lookup, claim_expired, delete_invite, find_invite, list_invites, lock_invite, lock_invites,
-    lock_pending_duplicate, read_invite, record_redemption, record_redemptions, redemptions_of,
+    read_invite, record_redemption, record_redemptions, redemptions_of,
     replace_token, save_invite, save_invites, try_insert_invite, try_insert_invites,
 };
 pub use retention::{
