@@ -45,22 +45,11 @@ impl Invites {
             return first_invite(answer);
         }
         let now = now();
-        let passcode = (!passcode.is_empty()).then(|| Passcode::parse(passcode));
-        let mut invite = match (
-            Invite::create(draft, caller, now, &self.policy, Uuid::now_v7()),
-            &passcode,
-        ) {
-            (Err(InviteError::Invalid(mut violations)), Some(Err(why))) => {
-                violations.push(crate::domain::FieldViolation::new("passcode", why.clone()));
-                return Err(InviteError::Invalid(violations).into());
-            }
-            (_, Some(Err(why))) => return Err(InviteError::invalid("passcode", why.clone()).into()),
-            (created, _) => created?,
-        };
+        let (mut invite, passcode) = self.checked_invite(caller, draft, passcode, now)?;
         tracing::Span::current().record("invite_id", tracing::field::display(invite.id));
         // Charged once the request is known good: a refused one costs nothing.
         self.limits.take_creates(caller, 1)?;
-        if let Some(Ok(passcode)) = passcode {
+        if let Some(passcode) = passcode {
             invite.passcode_hash = Some(self.passcodes.hash(passcode).await?);
         }
         // A refused one may be a duplicate, or one past its expiry: those
@@ -86,6 +75,31 @@ impl Invites {
             })
             .await?;
         first_invite(created)
+    }
+
+    /// The invite a create request asks for, and its passcode (not hashed
+    /// yet), checked together so that a bad passcode is listed beside every
+    /// other bad field.
+    pub(super) fn checked_invite(
+        &self,
+        caller: &Caller,
+        draft: InviteDraft,
+        passcode: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Invite, Option<Passcode>)> {
+        let passcode = (!passcode.is_empty()).then(|| Passcode::parse(passcode));
+        let invite = match (
+            Invite::create(draft, caller, now, &self.policy, Uuid::now_v7()),
+            &passcode,
+        ) {
+            (Err(InviteError::Invalid(mut violations)), Some(Err(why))) => {
+                violations.push(crate::domain::FieldViolation::new("passcode", why.clone()));
+                return Err(InviteError::Invalid(violations).into());
+            }
+            (_, Some(Err(why))) => return Err(InviteError::invalid("passcode", why.clone()).into()),
+            (created, _) => created?,
+        };
+        Ok((invite, passcode.and_then(Result::ok)))
     }
 
     /// Creates an invite for each valid address in one transaction; refuses

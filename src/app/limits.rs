@@ -1,6 +1,11 @@
 //! Per-caller rate limits, per replica: creates (each batch address counts)
 //! and calls that present an invite token (accept, reject, get by token),
 //! where guessing tokens is the threat. Admins, trusted services, are exempt.
+//!
+//! Dry runs of creates (`validate_only`) have an allowance of their own, as
+//! large as the create one: previewing a list must not spend the allowance
+//! that sending it needs, yet the reads a dry run makes (up to 1,000
+//! addresses looked up) stay bounded per caller.
 
 use std::{
     num::NonZeroU32,
@@ -27,6 +32,7 @@ const FORGET_IDLE_EVERY: u64 = 4096;
 #[derive(Clone, Default)]
 pub struct RateLimits {
     creates: Option<Limiter>,
+    dry_runs: Option<Limiter>,
     token_uses: Option<Limiter>,
 }
 
@@ -41,26 +47,21 @@ impl RateLimits {
     pub fn per_minute(creates: u32, token_uses: u32) -> Self {
         Self {
             creates: Limiter::per_minute(creates),
+            dry_runs: Limiter::per_minute(creates),
             token_uses: Limiter::per_minute(token_uses),
         }
     }
 
     /// Takes `invites` creates from the caller's allowance.
     pub(super) fn take_creates(&self, caller: &Caller, invites: usize) -> Result<()> {
-        let Some(limiter) = self.creates.as_ref().filter(|_| !caller.is_admin) else {
-            return Ok(());
-        };
-        let wanted = u32::try_from(invites.max(1)).unwrap_or(u32::MAX);
-        limiter.take(caller, wanted).map_err(|refusal| match refusal {
-            Refusal::Wait(err) => err,
-            Refusal::NeverFits(per_minute) => InviteError::invalid(
-                "emails",
-                format!(
-                    "lists more addresses than the create rate limit allows in a minute ({per_minute}): split the batch"
-                ),
-            )
-            .into(),
-        })
+        take_invites(self.creates.as_ref(), caller, invites)
+    }
+
+    /// Takes `invites` dry-run creates from the caller's allowance for dry
+    /// runs; the create allowance is left whole. Refused as a real create
+    /// would be: a batch over a minute's allowance could never pass.
+    pub(super) fn take_dry_run(&self, caller: &Caller, invites: usize) -> Result<()> {
+        take_invites(self.dry_runs.as_ref(), caller, invites)
     }
 
     /// Takes one use of an invite token from the caller's allowance.
@@ -73,6 +74,25 @@ impl RateLimits {
             Refusal::NeverFits(_) => unreachable!("a limit of at least 1 fits 1"),
         })
     }
+}
+
+/// Takes `invites` from `limiter`'s allowance for the caller (admins and an
+/// absent limit: nothing to take).
+fn take_invites(limiter: Option<&Limiter>, caller: &Caller, invites: usize) -> Result<()> {
+    let Some(limiter) = limiter.filter(|_| !caller.is_admin) else {
+        return Ok(());
+    };
+    let wanted = u32::try_from(invites.max(1)).unwrap_or(u32::MAX);
+    limiter.take(caller, wanted).map_err(|refusal| match refusal {
+        Refusal::Wait(err) => err,
+        Refusal::NeverFits(per_minute) => InviteError::invalid(
+            "emails",
+            format!(
+                "lists more addresses than the create rate limit allows in a minute ({per_minute}): split the batch"
+            ),
+        )
+        .into(),
+    })
 }
 
 enum Refusal {
@@ -135,6 +155,19 @@ mod tests {
         let limits = RateLimits::per_minute(10, 0);
         let result = limits.take_creates(&user("alice"), 11);
         assert!(matches!(result, Err(Error::Rule(InviteError::Invalid(_)))));
+    }
+
+    #[test]
+    fn dry_runs_spend_an_allowance_of_their_own_and_are_refused_alike() {
+        let limits = RateLimits::per_minute(3, 0);
+        limits.take_dry_run(&user("alice"), 3).unwrap();
+        limits
+            .take_creates(&user("alice"), 3)
+            .expect("a preview leaves the create allowance whole");
+        let over = limits.take_dry_run(&user("alice"), 1);
+        assert!(matches!(over, Err(Error::RateLimited { .. })));
+        let too_big = limits.take_dry_run(&user("bob"), 4);
+        assert!(matches!(too_big, Err(Error::Rule(InviteError::Invalid(_)))));
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod accept_group;
 mod answer_size;
 mod create;
 mod create_group;
+mod dry_run;
 mod expiry;
 mod groups;
 mod idempotency;
@@ -20,6 +21,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 pub use create::Created;
+pub use dry_run::Preview;
 pub use idempotency::{IdempotencyKey, ReplaySeal};
 pub use limits::RateLimits;
 pub use query::{History, Page};
