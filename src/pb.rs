@@ -162,6 +162,15 @@ fn json_to_value(json: &serde_json::Value) -> Value {
     Value { kind: Some(kind) }
 }
 
+impl From<domain::Refused> for InvalidEmail {
+    fn from(refused: domain::Refused) -> Self {
+        Self {
+            email: refused.email,
+            reason: refused.reason.as_str().to_owned(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@ pub mod auth;
 mod calls;
 // Named by the generated code (build.rs sets it as the codec path).
 pub(crate) mod codec;
+mod dry_run;
 mod requests;
 mod service;
 pub mod status;

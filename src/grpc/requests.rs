@@ -105,6 +105,7 @@ pub fn batch_draft(request: pb::BatchCreateInvitesRequest) -> BatchDraft {
         // Handled by the caller.
         notify: _,
         request_id: _,
+        validate_only: _,
     } = request;
     let mut unreadable = Violations::default();
     let expires_at = expires_at.and_then(|ts| {

@@ -4,7 +4,7 @@
 use prost::Message as _;
 use tonic::{Request, Response, Status};
 
-use super::{requests, watch};
+use super::{dry_run, requests, watch};
 use crate::{
     app::Invites,
     domain::{Caller, Invite},
@@ -64,9 +64,25 @@ impl InviteService for InviteApi {
         let mut request = request.into_inner();
         let passcode = std::mem::take(&mut request.passcode);
         let request_id = std::mem::take(&mut request.request_id);
+        let validate_only = std::mem::take(&mut request.validate_only);
+        // Checked on a dry run too, as the real call would.
         let key = requests::idempotency_key(&request_id, &request)?;
-        let pb::CreateInviteRequest { invite, notify, .. } = request;
+        let pb::CreateInviteRequest {
+            invite,
+            notify,
+            passcode: _,
+            request_id: _,
+            validate_only: _,
+        } = request;
         let draft = requests::invite_draft(invite)?;
+        if validate_only {
+            dry_run::note();
+            let preview = self
+                .invites
+                .preview_create(&caller, draft, &passcode)
+                .await?;
+            return Ok(Response::new(dry_run::create_answer(preview)));
+        }
         let (invite, token) = self
             .invites
             .create(&caller, draft, &passcode, notify, key)
@@ -156,9 +172,16 @@ impl InviteService for InviteApi {
         let caller = caller(&request)?;
         let mut request = request.into_inner();
         let request_id = std::mem::take(&mut request.request_id);
+        let validate_only = std::mem::take(&mut request.validate_only);
+        // Checked on a dry run too, as the real call would.
         let key = requests::idempotency_key(&request_id, &request)?;
         let notify = request.notify;
         let draft = requests::batch_draft(request);
+        if validate_only {
+            dry_run::note();
+            let preview = self.invites.preview_batch_create(&caller, draft).await?;
+            return Ok(Response::new(dry_run::batch_answer(preview)));
+        }
         let created = self
             .invites
             .batch_create(&caller, draft, notify, key)
@@ -172,14 +195,7 @@ impl InviteService for InviteApi {
                     token: token.expose().to_owned(),
                 })
                 .collect(),
-            invalid: created
-                .refused
-                .into_iter()
-                .map(|refused| pb::InvalidEmail {
-                    email: refused.email,
-                    reason: refused.reason.as_str().to_owned(),
-                })
-                .collect(),
+            invalid: created.refused.into_iter().map(Into::into).collect(),
         }))
     }
 

@@ -121,6 +121,21 @@ async fn each_call_leaves_one_json_line_with_its_method_code_caller_invite_and_r
     assert_eq!(get_line["fields"]["code"], "NOT_FOUND");
     assert_eq!(get_line["fields"]["reason"], "INVITE_NOT_FOUND");
     assert!(get_line["span"]["request_id"].as_str().unwrap().len() >= 32);
+    assert!(create_line["span"]["validate_only"].is_null());
+    // A dry run answers like the real call; its line says which it was.
+    client
+        .create_invite(authed(
+            pb::CreateInviteRequest {
+                validate_only: true,
+                ..email_invite("org-1", "cy@example.org")
+            },
+            &alice,
+        ))
+        .await
+        .unwrap();
+    let dry_line = log.find(call_line("CreateInvite")).await;
+    assert_eq!(dry_line["fields"]["code"], "OK");
+    assert_eq!(dry_line["span"]["validate_only"], true);
     // A body logged with `?` shows its bytes as a list of numbers.
     let token_bytes = format!("{:?}", created.token.as_bytes());
     let token_bytes = &token_bytes[1..token_bytes.len() - 1];

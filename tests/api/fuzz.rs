@@ -250,18 +250,21 @@ fn invite() -> impl Strategy<Value = pb::Invite> {
 fn generated_requests_of_every_kind_are_answered_with_a_status() {
     let fuzzed = Fuzzed::start();
     let requests = prop_oneof![
-        (invite(), text(), text()).prop_map(|(invite, passcode, request_id)| {
-            (
-                "CreateInvite",
-                pb::CreateInviteRequest {
-                    invite: Some(invite),
-                    passcode,
-                    request_id,
-                    notify: true,
-                }
-                .encode_to_vec(),
-            )
-        }),
+        (invite(), text(), text(), any::<bool>()).prop_map(
+            |(invite, passcode, request_id, validate_only)| {
+                (
+                    "CreateInvite",
+                    pb::CreateInviteRequest {
+                        invite: Some(invite),
+                        passcode,
+                        request_id,
+                        notify: true,
+                        validate_only,
+                    }
+                    .encode_to_vec(),
+                )
+            }
+        ),
         (text(), text(), any::<i32>(), text(), text()).prop_map(
             |(target_id, status, page_size, page_token, email)| {
                 (

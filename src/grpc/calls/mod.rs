@@ -171,6 +171,8 @@ where
             request_id = request_id.as_str(),
             caller = Empty,
             invite_id = Empty,
+            // Set on dry runs, which answer like the real call but write nothing.
+            validate_only = Empty,
         );
         // A client's shorter `grpc-timeout` is enforced around this, by tonic.
         let deadline = self.bounds.deadline;
