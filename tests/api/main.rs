@@ -12,6 +12,7 @@ mod changes;
 mod concurrency;
 mod consumer;
 mod deploy;
+mod dry_run;
 mod expiry;
 mod faults;
 mod fuzz;
