@@ -43,8 +43,8 @@ pub use idempotency::{
 };
 pub use invites::{
     Lookup, claim_expired, delete_invite, find_invite, list_invites, lock_invite, lock_invites,
-    read_invite, record_redemption, record_redemptions, redemptions_of,
-    replace_token, save_invite, save_invites, try_insert_invite, try_insert_invites,
+    read_invite, record_redemption, record_redemptions, redemptions_of, replace_token, save_invite,
+    save_invites, try_insert_invite, try_insert_invites,
 };
 pub use retention::{
     claim_retired, claim_retired_histories, delete_histories, delete_invites, try_lead_retention,
