@@ -37,7 +37,9 @@ use invite_service::pb::{InviteEvent, InviteEventType};
 use lapin::{
     Connection, ConnectionProperties,
     message::Delivery,
-    options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions},
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+    },
     types::{AMQPValue, FieldTable},
 };
 use prost::Message as _;
@@ -239,13 +241,18 @@ async fn consume(
             Err(Failure::Message(error)) => {
                 tally.add(|counts| counts.failed += 1);
                 log_failure(&delivery, &error);
-                bounded(delivery.nack(requeue())).await?;
+                // basic.reject, not basic.nack: from RabbitMQ 4.3 only a
+                // reject counts towards the delivery limit, and a poison
+                // message nacked back would loop for ever.
+                let options = BasicRejectOptions { requeue: true };
+                bounded(delivery.reject(options)).await?;
             }
             Err(Failure::Database(error)) => {
                 tally.add(|counts| counts.failed += 1);
                 log_failure(&delivery, &anyhow::Error::from(error));
-                // Each requeue counts towards the delivery limit: wait for
-                // the database first, or an outage would dead-letter good
+                // Given back with a nack, which RabbitMQ 4.3 and later do not
+                // count as a failed try (earlier versions do): wait for the
+                // database first, or an outage could dead-letter good
                 // messages. Stopping meanwhile gives the message back unacked.
                 tokio::select! {
                     () = stop.as_mut() => break,
@@ -285,8 +292,8 @@ async fn database_answers(db: &DatabaseConnection) {
     }
 }
 
-/// Both go back to the queue (nack with requeue) and count towards the
-/// delivery limit; nothing is rejected outright. The consumer cannot always
+/// Both go back to the queue (requeued); a message at fault counts towards
+/// the delivery limit, and nothing is dropped outright. The consumer cannot always
 /// tell a poison message from bad luck, RabbitMQ's count survives a consumer
 /// that crashes on a message, and an event this build cannot read is one a
 /// fixed build may: the dead-letter queue keeps it for that replay.
