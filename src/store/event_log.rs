@@ -29,23 +29,9 @@ use crate::{domain::EventKind, error::Result};
 /// "invlogs" in ASCII: apart from the relay's and the migrations' locks.
 const SEQUENCER_LOCK_KEY: i64 = 0x0069_6e76_6c6f_6773;
 
-/// Makes this transaction the one sequencer, until it ends (see
-/// `try_lead_relay`, which this mirrors with its own key).
+/// Makes this transaction the one sequencer, until it ends.
 pub async fn try_lead_sequencer(conn: &impl ConnectionTrait) -> Result<bool> {
-    if conn.get_database_backend() != DbBackend::Postgres {
-        return Ok(true);
-    }
-    let row = conn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_try_advisory_xact_lock($1) AS leads",
-            [SEQUENCER_LOCK_KEY.into()],
-        ))
-        .await?;
-    Ok(match row {
-        Some(row) => row.try_get::<bool>("", "leads")?,
-        None => false,
-    })
+    super::locks::try_xact_lock(conn, SEQUENCER_LOCK_KEY).await
 }
 
 /// Numbers up to `limit` visible rows that have no `log_position` yet, in
