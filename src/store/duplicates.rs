@@ -51,8 +51,5 @@ pub async fn pending_duplicates(
         .filter(invite::Column::Status.eq(InviteStatus::Pending.as_str()))
         .all(conn)
         .await?;
-    Ok(found
-        .into_iter()
-        .map(rows::to_domain)
-        .collect::<anyhow::Result<_>>()?)
+    Ok(rows::all_to_domain(found)?)
 }

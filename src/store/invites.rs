@@ -238,10 +238,7 @@ pub async fn claim_expired(
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .all(conn)
         .await?;
-    Ok(found
-        .into_iter()
-        .map(rows::to_domain)
-        .collect::<anyhow::Result<_>>()?)
+    Ok(rows::all_to_domain(found)?)
 }
 
 pub async fn delete_invite(conn: &impl ConnectionTrait, id: Uuid) -> Result<()> {
@@ -319,9 +316,6 @@ pub async fn list_invites(
         .limit(query.page_size + 1)
         .all(conn)
         .await?;
-    let invites = found
-        .into_iter()
-        .map(rows::to_domain)
-        .collect::<anyhow::Result<_>>()?;
+    let invites = rows::all_to_domain(found)?;
     Ok((invites, total))
 }

@@ -70,10 +70,7 @@ pub async fn claim_retired(
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .all(conn)
         .await?;
-    Ok(found
-        .into_iter()
-        .map(rows::to_domain)
-        .collect::<anyhow::Result<_>>()?)
+    Ok(rows::all_to_domain(found)?)
 }
 
 /// Which of these invites have an event not yet out (unpublished, or not

@@ -10,6 +10,11 @@ use crate::domain::{
     TokenDigest,
 };
 
+/// Every row of a query as a domain invite; one corrupt row fails them all.
+pub(super) fn all_to_domain(rows: Vec<invite::Model>) -> anyhow::Result<Vec<Invite>> {
+    rows.into_iter().map(to_domain).collect()
+}
+
 pub(super) fn to_domain(row: invite::Model) -> anyhow::Result<Invite> {
     let id = row.id;
     let corrupt = |what: &str, why: String| anyhow!("invite {id}: stored {what} is invalid: {why}");
