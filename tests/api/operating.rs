@@ -15,16 +15,6 @@ on_both_databases!(
     one_request_id_follows_a_call_into_its_answer_its_event_and_the_history,
 );
 
-/// The value of the series `name{labels}` (written as Prometheus prints it).
-fn value(scraped: &str, series: &str) -> f64 {
-    scraped
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{series} is not exported:\n{scraped}"))
-        .parse()
-        .unwrap()
-}
-
 fn with_metrics(mut options: Options) -> Options {
     options
         .flags
@@ -74,10 +64,10 @@ async fn metrics_count_each_call_by_method_and_code_and_each_event_by_key(db: Db
         "invites_outbox_backlog",
         "invites_outbox_oldest_unpublished_seconds",
     ] {
-        assert_eq!(value(&before, series), 0.0, "{series} at start-up");
+        assert_eq!(series_value(&before, series), 0.0, "{series} at start-up");
     }
     // Sampled, not counted: the relay may hold a connection at any moment.
-    value(&before, r#"invites_database_connections{state="in_use"}"#);
+    series_value(&before, r#"invites_database_connections{state="in_use"}"#);
     for (series, counted) in [
         (
             r#"grpc_server_handled_total{grpc_code="OK",grpc_method="CreateInvite"}"#,
@@ -110,16 +100,16 @@ async fn metrics_count_each_call_by_method_and_code_and_each_event_by_key(db: Db
         ("invites_publish_failures_total", 0.0),
         ("invites_outbox_backlog", 0.0),
     ] {
-        assert_eq!(value(&after, series), counted, "{series}");
+        assert_eq!(series_value(&after, series), counted, "{series}");
     }
     assert!(
-        value(
+        series_value(
             &after,
             r#"grpc_server_handling_seconds_sum{grpc_method="CreateInvite"}"#
         ) > 0.0
     );
-    let open_connections = value(&after, r#"invites_database_connections{state="in_use"}"#)
-        + value(&after, r#"invites_database_connections{state="idle"}"#);
+    let open_connections = series_value(&after, r#"invites_database_connections{state="in_use"}"#)
+        + series_value(&after, r#"invites_database_connections{state="idle"}"#);
     assert!(open_connections >= 1.0, "{after}");
     assert!(
         !after.contains("bob@example.org") && !after.contains(&invite.id),
@@ -151,11 +141,14 @@ async fn the_outbox_gauges_show_what_waits_while_the_broker_is_away() {
 
     let scraped = app.scrape().await;
 
-    assert_eq!(value(&scraped, "invites_outbox_backlog"), 3.0);
-    assert!(value(&scraped, "invites_outbox_oldest_unpublished_seconds") >= 1.0);
+    assert_eq!(series_value(&scraped, "invites_outbox_backlog"), 3.0);
+    assert!(series_value(&scraped, "invites_outbox_oldest_unpublished_seconds") >= 1.0);
     link.restore().await;
     wait_until_outbox_is_empty(&app.database_url).await;
-    assert_eq!(value(&app.scrape().await, "invites_outbox_backlog"), 0.0);
+    assert_eq!(
+        series_value(&app.scrape().await, "invites_outbox_backlog"),
+        0.0
+    );
     app.stop().await;
 }
 
@@ -403,11 +396,11 @@ async fn past_the_concurrent_call_cap_calls_are_refused_at_once_and_health_holds
     assert!(after.is_ok(), "the cap frees its places: {after:?}");
     let scraped = app.scrape().await;
     assert_eq!(
-        value(&scraped, r#"invites_throttled_total{reason="OVERLOADED"}"#),
+        series_value(&scraped, r#"invites_throttled_total{reason="OVERLOADED"}"#),
         1.0
     );
     assert_eq!(
-        value(
+        series_value(
             &scraped,
             r#"grpc_server_handled_total{grpc_code="RESOURCE_EXHAUSTED",grpc_method="GetInvite"}"#
         ),
@@ -479,7 +472,11 @@ async fn a_call_past_its_deadline_is_ended_by_the_server_and_changes_nothing() {
         let series = format!(
             r#"grpc_server_handled_total{{grpc_code="{code}",grpc_method="RevokeInvite"}}"#
         );
-        assert_eq!(value(&scraped, &series), 1.0, "{series} in\n{scraped}");
+        assert_eq!(
+            series_value(&scraped, &series),
+            1.0,
+            "{series} in\n{scraped}"
+        );
     }
     app.stop().await;
 }

@@ -93,16 +93,6 @@ async fn a_watcher_that_does_not_read_is_ended_with_a_cursor_and_resuming_loses_
     app.stop().await;
 }
 
-/// The value of a series in Prometheus text.
-fn value(scraped: &str, series: &str) -> f64 {
-    scraped
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{series} is not exported:\n{scraped}"))
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_have_a_bound_and_a_gauge_of_their_own_apart_from_the_calls_cap() {
     let mut options = Options::fresh(Db::Sqlite).await;
@@ -138,7 +128,7 @@ async fn streams_have_a_bound_and_a_gauge_of_their_own_apart_from_the_calls_cap(
     drop(open);
     let mut gauge = 1.0;
     for _ in 0..50 {
-        gauge = value(&app.scrape().await, "invites_watchers");
+        gauge = series_value(&app.scrape().await, "invites_watchers");
         if gauge == 0.0 {
             break;
         }
@@ -155,9 +145,9 @@ async fn streams_have_a_bound_and_a_gauge_of_their_own_apart_from_the_calls_cap(
         [(Type::Created, invite.id, 1)],
         "unary calls go on"
     );
-    assert_eq!(value(&while_open, "invites_watchers"), 1.0);
+    assert_eq!(series_value(&while_open, "invites_watchers"), 1.0);
     assert_eq!(
-        value(
+        series_value(
             &while_open,
             r#"invites_throttled_total{reason="TOO_MANY_WATCHERS"}"#
         ),

@@ -220,3 +220,14 @@ impl TestApp {
         }
     }
 }
+
+/// The value of the series `name{labels}` (written as Prometheus prints it)
+/// in a scrape.
+pub fn series_value(scraped: &str, series: &str) -> f64 {
+    scraped
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{series} is not exported:\n{scraped}"))
+        .parse()
+        .unwrap()
+}

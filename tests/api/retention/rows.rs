@@ -112,10 +112,5 @@ impl Tables {
 
 /// The value of an unlabelled series in a scrape.
 pub fn counted(scraped: &str, series: &str) -> u64 {
-    scraped
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{series} missing from:\n{scraped}"))
-        .parse()
-        .unwrap()
+    crate::helpers::series_value(scraped, series) as u64
 }
