@@ -72,14 +72,6 @@ async fn newer_event(client: &mut InviteServiceClient<Channel>, caller: &str) ->
     create(client, request, caller).await.0.id
 }
 
-async fn revoke(client: &mut InviteServiceClient<Channel>, id: &str, caller: &str) {
-    let request = pb::RevokeInviteRequest {
-        id: id.into(),
-        ..Default::default()
-    };
-    client.revoke_invite(authed(request, caller)).await.unwrap();
-}
-
 async fn finished_invites_kept_longer_than_the_retention_are_removed_with_all_they_left(db: Db) {
     let options = retaining(db).await;
     let mut events = Events::bind(&options.exchange).await;

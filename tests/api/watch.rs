@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use invite_service::pb::{self, InviteEventType as Type};
+use invite_service::pb::InviteEventType as Type;
 use tonic::Code;
 
 use crate::helpers::*;
@@ -39,15 +39,7 @@ async fn a_watcher_resumes_after_a_disconnect_with_exactly_the_events_it_missed(
     for n in 0..3 {
         ids.push(invite(&mut scene, "org-1", &format!("b{n}@example.org")).await);
     }
-    let revoke = pb::RevokeInviteRequest {
-        id: ids[0].clone(),
-        reason: String::new(),
-    };
-    scene
-        .client
-        .revoke_invite(authed(revoke, &scene.alice))
-        .await
-        .unwrap();
+    revoke(&mut scene.client, &ids[0], &scene.alice).await;
     let cursor = &first.last().unwrap().cursor;
     let mut resumed = watch(
         &mut scene.client,
@@ -135,15 +127,7 @@ async fn two_watchers_with_different_filters_get_exactly_their_events(db: Db) {
         .accept_invite(authed(accept_by_id(in_a.clone()), &scene.bob))
         .await
         .unwrap();
-    let revoke = pb::RevokeInviteRequest {
-        id: in_b.clone(),
-        reason: String::new(),
-    };
-    scene
-        .client
-        .revoke_invite(authed(revoke, &scene.alice))
-        .await
-        .unwrap();
+    revoke(&mut scene.client, &in_b, &scene.alice).await;
     create(&mut scene.client, open_link("p-1", None), &scene.alice).await;
 
     let a = next_messages(&mut of_org_a, 2).await;

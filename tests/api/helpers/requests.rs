@@ -128,6 +128,18 @@ pub async fn create(
     (created.invite.expect("an invite"), created.token)
 }
 
+/// Revokes an invite as `caller`, which must be allowed to.
+pub async fn revoke(client: &mut InviteServiceClient<Channel>, id: &str, caller: &str) {
+    let request = pb::RevokeInviteRequest {
+        id: id.into(),
+        ..Default::default()
+    };
+    client
+        .revoke_invite(authed(request, caller))
+        .await
+        .expect("revoke the invite");
+}
+
 /// A timestamp `offset` from now.
 pub fn timestamp_in(offset: chrono::Duration) -> prost_types::Timestamp {
     invite_service::pb::timestamp(chrono::Utc::now() + offset)
