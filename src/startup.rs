@@ -20,7 +20,7 @@ use crate::{
         },
     },
     metrics::Metrics,
-    outbox::{RelayWakeup, sequencer::LogGrowth},
+    outbox::{CommitWakeup, sequencer::LogGrowth},
     pb::{self, invite_service_server::InviteServiceServer},
     store::{self, Store},
 };
@@ -110,7 +110,7 @@ impl Application {
             seal,
             settings,
         } = self;
-        let wakeup = RelayWakeup::default();
+        let wakeup = CommitWakeup::default();
         let growth = LogGrowth::default();
         let watchers = Watchers::new(growth.clone(), settings.operating.watch_send_timeout);
         let invites = Invites::new(store.clone(), wakeup.clone(), policy, seal)

@@ -25,7 +25,7 @@ use crate::{
         TokenDigest,
     },
     error::Result,
-    outbox::{self, RelayWakeup},
+    outbox::{self, CommitWakeup},
     store::{self, Lookup, Store},
     telemetry::RequestId,
 };
@@ -35,7 +35,7 @@ pub(super) type AcceptGroups = Groups<AcceptWriter>;
 #[derive(Clone)]
 pub(super) struct AcceptWriter {
     store: Store,
-    wakeup: RelayWakeup,
+    wakeup: CommitWakeup,
 }
 
 /// One caller's accept, as the call named it.
@@ -52,7 +52,7 @@ pub(super) struct Accept {
 pub(super) type Accepted = Result<Option<Invite>, InviteError>;
 
 impl AcceptWriter {
-    pub(super) fn groups(store: Store, wakeup: RelayWakeup) -> AcceptGroups {
+    pub(super) fn groups(store: Store, wakeup: CommitWakeup) -> AcceptGroups {
         Groups::new(Self { store, wakeup })
     }
 }

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     domain::{Caller, Invite, InviteToken, TokenDigest},
     error::Result,
-    outbox::RelayWakeup,
+    outbox::CommitWakeup,
     store::{self, NewEvent, Store},
 };
 
@@ -26,7 +26,7 @@ pub(super) type CreateGroups = Groups<CreateWriter>;
 #[derive(Clone)]
 pub(super) struct CreateWriter {
     store: Store,
-    wakeup: RelayWakeup,
+    wakeup: CommitWakeup,
 }
 
 pub(super) struct NewInvite {
@@ -36,7 +36,7 @@ pub(super) struct NewInvite {
 }
 
 impl CreateWriter {
-    pub(super) fn groups(store: Store, wakeup: RelayWakeup) -> CreateGroups {
+    pub(super) fn groups(store: Store, wakeup: CommitWakeup) -> CreateGroups {
         Groups::new(Self { store, wakeup })
     }
 }

@@ -30,14 +30,14 @@ pub use watch::{WatchEnd, WatchItem, WatchedEvent, Watchers};
 
 use crate::{
     domain::{InviteError, InviteToken, Policy},
-    outbox::RelayWakeup,
+    outbox::CommitWakeup,
     store::{Lookup, Store},
 };
 
 #[derive(Clone)]
 pub struct Invites {
     store: Store,
-    wakeup: RelayWakeup,
+    wakeup: CommitWakeup,
     policy: Policy,
     /// Seals the tokens kept for idempotent replays.
     seal: ReplaySeal,
@@ -56,7 +56,7 @@ pub enum InviteRef {
 }
 
 impl Invites {
-    pub fn new(store: Store, wakeup: RelayWakeup, policy: Policy, seal: ReplaySeal) -> Self {
+    pub fn new(store: Store, wakeup: CommitWakeup, policy: Policy, seal: ReplaySeal) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             creates: create_group::CreateWriter::groups(store.clone(), wakeup.clone()),

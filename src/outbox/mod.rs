@@ -63,12 +63,12 @@ pub fn event_for(
 /// commits, so events leave and reach watchers within milliseconds rather
 /// than at the next poll. One `Notify` each: `notify_one` wakes one waiter.
 #[derive(Clone, Default)]
-pub struct RelayWakeup {
+pub struct CommitWakeup {
     relay: Arc<Notify>,
     sequencer: Arc<Notify>,
 }
 
-impl RelayWakeup {
+impl CommitWakeup {
     pub fn wake(&self) {
         // A permit is stored when a task is busy, so no wake-up is lost.
         self.relay.notify_one();
@@ -76,7 +76,7 @@ impl RelayWakeup {
     }
 
     /// The relay's wake-up.
-    pub async fn woken(&self) {
+    pub async fn relay_woken(&self) {
         self.relay.notified().await;
     }
 

@@ -22,7 +22,7 @@ use sea_orm::DbBackend;
 use tokio::sync::watch;
 
 use super::{
-    RelayWakeup,
+    CommitWakeup,
     batch::{self, Outcome, RelayError, Reports},
     retry::{Backoff, RECONNECT, REOFFER, Refusals},
 };
@@ -55,7 +55,7 @@ pub struct Relay {
     store: Store,
     amqp_url: String,
     exchange: String,
-    wakeup: RelayWakeup,
+    wakeup: CommitWakeup,
     metrics: Metrics,
 }
 
@@ -70,7 +70,7 @@ struct State {
 }
 
 impl Relay {
-    pub fn new(store: Store, amqp_url: String, exchange: String, wakeup: RelayWakeup) -> Self {
+    pub fn new(store: Store, amqp_url: String, exchange: String, wakeup: CommitWakeup) -> Self {
         Self {
             store,
             amqp_url,
@@ -184,7 +184,7 @@ impl Relay {
         match next {
             Next::Now => {}
             Next::Wait(timeout) => tokio::select! {
-                _ = self.wakeup.woken() => {}
+                _ = self.wakeup.relay_woken() => {}
                 _ = tokio::time::sleep(timeout) => {}
                 _ = stop.changed() => {}
             },

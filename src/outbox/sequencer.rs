@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::RelayWakeup;
+use super::CommitWakeup;
 use crate::{error::Result, store::Store};
 
 /// Rows numbered per transaction: one UPDATE each, short enough not to hold
@@ -55,12 +55,12 @@ enum Batch {
 
 pub struct Sequencer {
     store: Store,
-    wakeup: RelayWakeup,
+    wakeup: CommitWakeup,
     growth: LogGrowth,
 }
 
 impl Sequencer {
-    pub fn new(store: Store, wakeup: RelayWakeup, growth: LogGrowth) -> Self {
+    pub fn new(store: Store, wakeup: CommitWakeup, growth: LogGrowth) -> Self {
         Self {
             store,
             wakeup,

@@ -19,7 +19,7 @@ use crate::{
     grpc::auth::Jwks,
     metrics::Metrics,
     outbox::{
-        RelayWakeup,
+        CommitWakeup,
         relay::Relay,
         sequencer::{LogGrowth, Sequencer},
     },
@@ -53,7 +53,7 @@ pub(super) struct Parts {
     pub invites: Invites,
     pub jwks: Option<Jwks>,
     /// Commits wake the relay and the sequencer with it.
-    pub wakeup: RelayWakeup,
+    pub wakeup: CommitWakeup,
     /// The sequencer tells this process's watchers with it.
     pub growth: LogGrowth,
     /// WatchInvites streams, ended when shutdown starts.

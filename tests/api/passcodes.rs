@@ -6,7 +6,7 @@ use invite_service::{
     app::{InviteRef, Invites, ReplaySeal},
     domain::{Caller, CreatePolicy, DraftInvitee, Id, InviteDraft, InviteError, Policy},
     error::Error,
-    outbox::RelayWakeup,
+    outbox::CommitWakeup,
     pb::{self, InviteStatus},
     store::{PoolSettings, Store},
 };
@@ -183,7 +183,7 @@ async fn a_callers_queued_tries_see_each_others_failures_and_burn_no_more_work(d
         create: CreatePolicy::Open,
     };
     let seal = ReplaySeal::new(SECRET.as_bytes());
-    let invites = Invites::new(store, RelayWakeup::default(), policy, seal);
+    let invites = Invites::new(store, CommitWakeup::default(), policy, seal);
     let caller = |id: &str| Caller {
         user_id: Id::parse(id).unwrap(),
         verified_email: None,
