@@ -19,6 +19,12 @@ use crate::{error::Result, store::Store};
 /// Rows numbered per transaction: one UPDATE each, short enough not to hold
 /// the rows the relay stamps for long.
 const BATCH_SIZE: u64 = 1000;
+/// The least time between two batches that numbered rows. Under load a
+/// commit wakes the sequencer hundreds of times a second; numbering each on
+/// its own cost a transaction and a WAL flush apiece, beside the callers'
+/// own. Waiting this long lets the next batch take every commit made
+/// meanwhile, at the price of watchers seeing an event this much later.
+const COALESCE: Duration = Duration::from_millis(10);
 /// Catches commits of other replicas, whose wake-ups go elsewhere.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// The lock is held only while a batch runs: another replica is numbering
@@ -82,11 +88,17 @@ impl Sequencer {
                     if std::mem::replace(&mut failing, false) {
                         tracing::info!("numbering events for watchers works again");
                     }
+                    if n == BATCH_SIZE {
+                        self.growth.grew();
+                        continue;
+                    }
                     if n > 0 {
                         self.growth.grew();
-                    }
-                    if n == BATCH_SIZE {
-                        continue;
+                        // A wake-up that comes meanwhile is kept (a permit).
+                        tokio::select! {
+                            () = tokio::time::sleep(COALESCE) => {}
+                            _ = stop.changed() => {}
+                        }
                     }
                     POLL_INTERVAL
                 }
