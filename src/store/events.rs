@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -98,9 +98,17 @@ pub async fn outbox_backlog(conn: &impl ConnectionTrait) -> Result<OutboxBacklog
 }
 
 /// Makes this transaction the one relay that publishes, until it ends (see
-/// [`super::locks::try_xact_lock`]).
+/// [`super::locks::try_xact_lock`]), and lets its commit return before its
+/// WAL reaches the disk. Only the stamps are at stake: one lost in a crash
+/// means the event is published again, which at-least-once delivery allows,
+/// while a flush per batch competed with the callers' own commits.
 pub async fn try_lead_relay(conn: &impl ConnectionTrait) -> Result<bool> {
-    super::locks::try_xact_lock(conn, RELAY_LOCK_KEY).await
+    let leads = super::locks::try_xact_lock(conn, RELAY_LOCK_KEY).await?;
+    if leads && conn.get_database_backend() == DbBackend::Postgres {
+        conn.execute_unprepared("SET LOCAL synchronous_commit = off")
+            .await?;
+    }
+    Ok(leads)
 }
 
 /// The head of each invite's backlog (its oldest unpublished event), oldest
