@@ -184,6 +184,39 @@ mod tests {
         assert_eq!(back, json);
     }
 
+    /// Reflection serves these bytes unchanged: the annotations must be in them.
+    #[test]
+    fn the_served_descriptors_keep_the_field_behavior_annotations() {
+        let pool = prost_reflect::DescriptorPool::decode(FILE_DESCRIPTOR_SET).unwrap();
+        let behavior = pool
+            .get_extension_by_name("google.api.field_behavior")
+            .unwrap();
+        let names = behavior.kind().as_enum().unwrap().clone();
+        let behaviors = |message: &str, field: &str| -> Vec<String> {
+            let message = pool.get_message_by_name(message).unwrap();
+            let options = message.get_field_by_name(field).unwrap().options();
+            let prost_reflect::Value::List(values) = options.get_extension(&behavior).into_owned()
+            else {
+                panic!("field_behavior is a list");
+            };
+            values
+                .iter()
+                .map(|v| names.get_value(v.as_enum_number().unwrap()).unwrap())
+                .map(|value| value.name().to_owned())
+                .collect()
+        };
+
+        assert_eq!(behaviors("invites.v1.Invite", "status"), ["OUTPUT_ONLY"]);
+        assert_eq!(
+            behaviors("invites.v1.Invite", "target_type"),
+            ["REQUIRED", "IMMUTABLE"]
+        );
+        assert_eq!(
+            behaviors("invites.v1.UpdateInviteRequest", "update_mask"),
+            ["REQUIRED"]
+        );
+    }
+
     #[test]
     fn timestamps_keep_their_nanoseconds() {
         let at = DateTime::from_timestamp(1_800_000_000, 123_456_000).unwrap();
