@@ -28,6 +28,7 @@ mod operating;
 mod passcodes;
 mod pool_health;
 mod probes;
+mod reflection;
 mod relay;
 mod replicas;
 mod resilience;

@@ -1,4 +1,4 @@
-//! What operators and grpcurl see: health, reflection, the CLI, SIGTERM.
+//! What operators see: health, the CLI, SIGTERM.
 
 use std::{process::Stdio, time::Duration};
 
@@ -7,75 +7,11 @@ use tokio::{
     io::{AsyncBufReadExt as _, BufReader},
     process::Command,
 };
-use tonic_reflection::pb::v1::{
-    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-};
 
 use crate::helpers::*;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 const BIN: &str = env!("CARGO_BIN_EXE_invite-service");
-
-#[tokio::test]
-async fn reflection_lists_the_invite_service_and_health() {
-    let app = spawn_app(Db::Sqlite).await;
-    let mut reflection = ServerReflectionClient::new(app.channel().await);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-
-    let mut responses = reflection
-        .server_reflection_info(futures_util::stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-
-    let Some(MessageResponse::ListServicesResponse(list)) =
-        responses.next().await.unwrap().unwrap().message_response
-    else {
-        panic!("expected a list of services");
-    };
-    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
-    for expected in [
-        "invites.v1.InviteService",
-        "grpc.health.v1.Health",
-        "grpc.reflection.v1.ServerReflection",
-    ] {
-        assert!(
-            names.iter().any(|n| n == expected),
-            "{expected} missing from {names:?}"
-        );
-    }
-
-    // Older clients (grpcurl before 1.9, Python's grpcio) speak only v1alpha.
-    use tonic_reflection::pb::v1alpha;
-    let mut old_client =
-        v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel().await);
-    let request = v1alpha::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(
-            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
-        ),
-    };
-    let mut responses = old_client
-        .server_reflection_info(futures_util::stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        responses.next().await.unwrap().unwrap().message_response
-    else {
-        panic!("expected a list of services from v1alpha");
-    };
-    assert!(
-        list.service
-            .iter()
-            .any(|s| s.name == "invites.v1.InviteService")
-    );
-    app.stop().await;
-}
 
 fn command(database_url: &str) -> Command {
     let mut command = Command::new(BIN);
