@@ -12,7 +12,7 @@ use secrecy::SecretString;
 
 pub use operating::OperatingSettings;
 pub use secrets::SecretUrl;
-use secrets::{parse_secret, secret_from};
+use secrets::{Unquoted, parse_amqp_url, parse_database_url, parse_secret, secret_from};
 
 use crate::{
     domain::{CreatePolicy, Grant},
@@ -101,12 +101,12 @@ pub struct Settings {
 
     /// PostgreSQL (`postgres://…`) or SQLite (`sqlite://path?mode=rwc`) URL.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL,
-          value_parser = parse_database_url, hide_env_values = true, global = true)]
+          value_parser = Unquoted(parse_database_url), hide_env_values = true, global = true)]
     pub database_url: SecretUrl,
 
     /// RabbitMQ URL.
     #[arg(long, env = "AMQP_URL", default_value = "amqp://127.0.0.1:5672/%2f",
-          value_parser = parse_amqp_url, hide_env_values = true, global = true)]
+          value_parser = Unquoted(parse_amqp_url), hide_env_values = true, global = true)]
     pub amqp_url: SecretUrl,
 
     /// The topic exchange events are published to.
@@ -115,7 +115,7 @@ pub struct Settings {
     pub exchange: String,
 
     /// HS256 secret for bearer tokens (at least 32 bytes).
-    #[arg(long, env = "INVITES_JWT_SECRET", value_parser = parse_secret, hide_env_values = true,
+    #[arg(long, env = "INVITES_JWT_SECRET", value_parser = Unquoted(parse_secret), hide_env_values = true,
           conflicts_with_all = ["jwt_secret_file", "jwt_public_key", "jwt_jwks_url"], global = true)]
     pub jwt_secret: Option<SecretString>,
 
@@ -136,7 +136,7 @@ pub struct Settings {
 
     /// A JWKS URL (`https://…/.well-known/jwks.json`): RS256 and ES256 keys,
     /// picked by the token's `kid`.
-    #[arg(long, env = "INVITES_JWT_JWKS_URL", value_parser = parse_jwks_url, global = true)]
+    #[arg(long, env = "INVITES_JWT_JWKS_URL", value_parser = Unquoted(parse_jwks_url), global = true)]
     pub jwt_jwks_url: Option<String>,
 
     /// How often the JWKS is fetched again (an unknown `kid` also refetches
@@ -216,7 +216,7 @@ pub struct Settings {
     /// The secret that seals the tokens kept for idempotent replays (at
     /// least 32 bytes). Unset: derived from the HS256 secret, or from the
     /// development secret beside a SQLite file.
-    #[arg(long, env = "INVITES_REPLAY_SEAL_SECRET", value_parser = parse_secret,
+    #[arg(long, env = "INVITES_REPLAY_SEAL_SECRET", value_parser = Unquoted(parse_secret),
           hide_env_values = true, conflicts_with = "replay_seal_secret_file", global = true)]
     pub replay_seal_secret: Option<SecretString>,
 
@@ -278,22 +278,6 @@ fn parse_leeway(raw: &str) -> Result<Duration, String> {
         d if d > Duration::from_secs(600) => Err("must be at most 10m".into()),
         d => Ok(d),
     }
-}
-
-fn parse_database_url(raw: &str) -> Result<SecretUrl, String> {
-    let known = ["sqlite:", "postgres://", "postgresql://"];
-    if known.iter().any(|prefix| raw.starts_with(prefix)) {
-        Ok(SecretUrl::new(raw))
-    } else {
-        Err("must start with sqlite:, postgres:// or postgresql://".into())
-    }
-}
-
-fn parse_amqp_url(raw: &str) -> Result<SecretUrl, String> {
-    // lapin's error is about the URL's shape and never quotes it.
-    raw.parse::<lapin::uri::AMQPUri>()
-        .map(|_| SecretUrl::new(raw))
-        .map_err(|e| format!("is not an AMQP URL: {e}"))
 }
 
 /// http or https, without credentials: a JWKS is public, and a URL with a
@@ -380,6 +364,24 @@ mod tests {
         assert!(err.to_string().contains("--create-policy"), "{err}");
         let err = Cli::try_parse_from(["invite-service", "--grants-claim", "scope"]).unwrap_err();
         assert!(err.to_string().contains("--grants-claim"), "{err}");
+    }
+
+    #[test]
+    fn a_refused_secret_or_url_is_never_quoted() {
+        let refused = [
+            ("--amqp-url", "amqp:guest:s3cret@rabbit"),
+            ("--amqp-url", "http://guest:s3cret@rabbit"),
+            ("--database-url", "mysql://root:s3cret@db"),
+            ("--jwt-secret", "s3cret"),
+            ("--replay-seal-secret", "s3cret"),
+            ("--jwt-jwks-url", "https://user:s3cret@idp.example/jwks"),
+        ];
+        for (flag, bad) in refused {
+            let err = Cli::try_parse_from(["invite-service", flag, bad]).unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains(flag), "{message}");
+            assert!(!message.contains("s3cret"), "{message}");
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Secret settings: values that no Debug output or log line may show, and
 //! the files container platforms mount them from.
 
-use std::{fmt, path::Path};
+use std::{ffi::OsStr, fmt, path::Path};
 
 use anyhow::Context as _;
+use clap::{Arg, Command, builder::TypedValueParser, error::ErrorKind};
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// The secret of `value`, else the content of `file` (one trailing newline
@@ -58,6 +59,45 @@ impl fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", self.to_string())
     }
+}
+
+/// A value parser that never quotes the value it refuses. clap's own
+/// message does (`invalid value '…' for …`), and these values are secrets
+/// and URLs with passwords: a platform keeps a failed start's output in its
+/// logs.
+#[derive(Clone)]
+pub(super) struct Unquoted<T>(pub(super) fn(&str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for Unquoted<T> {
+    type Value = T;
+
+    fn parse_ref(&self, cmd: &Command, arg: Option<&Arg>, value: &OsStr) -> Result<T, clap::Error> {
+        let why = match value.to_str().map(self.0) {
+            Some(Ok(parsed)) => return Ok(parsed),
+            Some(Err(why)) => why,
+            None => "is not UTF-8".to_owned(),
+        };
+        let flag = arg.map(ToString::to_string).unwrap_or_default();
+        let message = format!("invalid value for '{flag}': {why}\n");
+        Err(clap::Error::raw(ErrorKind::ValueValidation, message).with_cmd(cmd))
+    }
+}
+
+pub(super) fn parse_database_url(raw: &str) -> Result<SecretUrl, String> {
+    let known = ["sqlite:", "postgres://", "postgresql://"];
+    if known.iter().any(|prefix| raw.starts_with(prefix)) {
+        Ok(SecretUrl::new(raw))
+    } else {
+        Err("must start with sqlite:, postgres:// or postgresql://".into())
+    }
+}
+
+pub(super) fn parse_amqp_url(raw: &str) -> Result<SecretUrl, String> {
+    // lapin quotes the whole URL in some of its errors (one that cannot be a
+    // base, such as `amqp:user:password@host`): the password with it.
+    raw.parse::<lapin::uri::AMQPUri>()
+        .map(|_| SecretUrl::new(raw))
+        .map_err(|e| format!("is not an AMQP URL: {}", e.replace(raw, "<the URL>")))
 }
 
 pub(super) fn parse_secret(raw: &str) -> Result<SecretString, String> {
