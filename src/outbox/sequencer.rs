@@ -97,7 +97,8 @@ impl Sequencer {
                         // A wake-up that comes meanwhile is kept (a permit).
                         tokio::select! {
                             () = tokio::time::sleep(COALESCE) => {}
-                            _ = stop.changed() => {}
+                            // Seen here, the change would not end the wait below.
+                            _ = stop.changed() => continue,
                         }
                     }
                     POLL_INTERVAL
