@@ -136,7 +136,7 @@ pub struct Settings {
 
     /// A JWKS URL (`https://…/.well-known/jwks.json`): RS256 and ES256 keys,
     /// picked by the token's `kid`.
-    #[arg(long, env = "INVITES_JWT_JWKS_URL", value_parser = Unquoted(parse_jwks_url), global = true)]
+    #[arg(long, env = "INVITES_JWT_JWKS_URL", value_parser = Unquoted(parse_jwks_url), hide_env_values = true, global = true)]
     pub jwt_jwks_url: Option<String>,
 
     /// How often the JWKS is fetched again (an unknown `kid` also refetches
@@ -372,6 +372,7 @@ mod tests {
             ("--amqp-url", "amqp:guest:s3cret@rabbit"),
             ("--amqp-url", "http://guest:s3cret@rabbit"),
             ("--database-url", "mysql://root:s3cret@db"),
+            ("--database-url", "postgres://app:s3cret#1@db/invites"),
             ("--jwt-secret", "s3cret"),
             ("--replay-seal-secret", "s3cret"),
             ("--jwt-jwks-url", "https://user:s3cret@idp.example/jwks"),
@@ -382,6 +383,8 @@ mod tests {
             assert!(message.contains(flag), "{message}");
             assert!(!message.contains("s3cret"), "{message}");
         }
+        let err = Cli::try_parse_from(["invite-service", "--amqp-url", ""]).unwrap_err();
+        assert!(err.to_string().contains("'--amqp-url <AMQP_URL>': is empty"), "{err}");
     }
 
     #[test]

@@ -84,17 +84,28 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for Unquoted<T> {
 }
 
 pub(super) fn parse_database_url(raw: &str) -> Result<SecretUrl, String> {
-    let known = ["sqlite:", "postgres://", "postgresql://"];
-    if known.iter().any(|prefix| raw.starts_with(prefix)) {
-        Ok(SecretUrl::new(raw))
-    } else {
-        Err("must start with sqlite:, postgres:// or postgresql://".into())
+    if raw.starts_with("sqlite:") {
+        return Ok(SecretUrl::new(raw));
     }
+    if !raw.starts_with("postgres://") && !raw.starts_with("postgresql://") {
+        return Err("must start with sqlite:, postgres:// or postgresql://".into());
+    }
+    // Refused here, in words that never quote it: the driver's own error
+    // for a URL it cannot parse (a password with an unescaped `#`, `/` or
+    // `?`) quotes the whole URL.
+    url::Url::parse(raw)
+        .map(|_| SecretUrl::new(raw))
+        .map_err(|e| {
+            format!("is not a URL ({e}); percent-encode reserved characters in the password")
+        })
 }
 
 pub(super) fn parse_amqp_url(raw: &str) -> Result<SecretUrl, String> {
     // lapin quotes the whole URL in some of its errors (one that cannot be a
     // base, such as `amqp:user:password@host`): the password with it.
+    if raw.is_empty() {
+        return Err("is empty".into());
+    }
     raw.parse::<lapin::uri::AMQPUri>()
         .map(|_| SecretUrl::new(raw))
         .map_err(|e| format!("is not an AMQP URL: {}", e.replace(raw, "<the URL>")))
