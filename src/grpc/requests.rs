@@ -93,6 +93,42 @@ pub fn idempotency_key<M: prost::Message>(
     IdempotencyKey::parse(request_id, &request_without_secrets.encode_to_vec())
 }
 
+/// The idempotency key of a CreateInvite request, blind to what a create
+/// ignores (the invite's output-only fields, id and etag): a retry that
+/// echoes a previous answer's invite is the same request, and an output-only
+/// field never causes an error (AIP-203).
+pub fn create_idempotency_key(
+    request_id: &str,
+    request: &pb::CreateInviteRequest,
+) -> Result<Option<IdempotencyKey>, InviteError> {
+    if request_id.is_empty() {
+        return Ok(None);
+    }
+    let mut hashed = request.clone();
+    if let Some(invite) = hashed.invite.as_mut() {
+        forget_output_only(invite);
+    }
+    idempotency_key(request_id, &hashed)
+}
+
+/// Resets what `invite_draft` ignores. A field added to the proto later is
+/// hashed until it is listed here: a retry may be refused, never confused.
+fn forget_output_only(invite: &mut pb::Invite) {
+    invite.id.clear();
+    invite.status = 0;
+    invite.use_count = 0;
+    invite.requires_passcode = false;
+    invite.accepted_by.clear();
+    invite.accepted_at = None;
+    invite.rejected_at = None;
+    invite.revoked_by.clear();
+    invite.revoked_at = None;
+    invite.revoke_reason.clear();
+    invite.create_time = None;
+    invite.update_time = None;
+    invite.etag.clear();
+}
+
 pub fn batch_draft(request: pb::BatchCreateInvitesRequest) -> BatchDraft {
     let pb::BatchCreateInvitesRequest {
         target_type,

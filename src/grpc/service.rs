@@ -66,7 +66,7 @@ impl InviteService for InviteApi {
         let request_id = std::mem::take(&mut request.request_id);
         let validate_only = std::mem::take(&mut request.validate_only);
         // Checked on a dry run too, as the real call would.
-        let key = requests::idempotency_key(&request_id, &request)?;
+        let key = requests::create_idempotency_key(&request_id, &request)?;
         let pb::CreateInviteRequest {
             invite,
             notify,

@@ -14,6 +14,7 @@ use tonic::Code;
 on_both_databases!(
     a_retried_create_returns_the_same_invite_and_token_and_publishes_once,
     a_request_id_reused_for_another_request_is_invalid_argument,
+    a_retry_that_echoes_output_only_fields_is_the_same_request,
     a_retried_batch_returns_the_same_answer,
     concurrent_retries_with_one_key_all_get_the_first_answer,
     no_token_is_stored_in_plain_text,
@@ -56,6 +57,27 @@ async fn a_retried_create_returns_the_same_invite_and_token_and_publishes_once(d
     );
     events.assert_no_more(Duration::from_millis(500)).await;
     events.delete_exchange().await;
+    app.stop().await;
+}
+
+async fn a_retry_that_echoes_output_only_fields_is_the_same_request(db: Db) {
+    let app = spawn_app(db).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    let first = create(&mut client, keyed(KEY, "bob@example.org"), &alice).await;
+
+    // A client that retries with the invite it got back: output-only
+    // fields, id and etag set, all of which a create ignores (AIP-203).
+    let mut echoed = keyed(KEY, "bob@example.org");
+    let sent = echoed.invite.as_mut().unwrap();
+    sent.id = first.0.id.clone();
+    sent.etag = first.0.etag.clone();
+    sent.status = pb::InviteStatus::Accepted.into();
+    sent.use_count = 3;
+    sent.create_time = first.0.create_time;
+    let retry = create(&mut client, echoed, &alice).await;
+
+    assert_eq!(retry, first);
     app.stop().await;
 }
 
