@@ -1,3 +1,7 @@
+//! The sweep's chores: pending invites past their expiry become EXPIRED,
+//! each with its `invite.expired` event, in bounded batches; idempotency keys
+//! past their lifetime are forgotten.
+
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::ConnectionTrait;
 
@@ -15,28 +19,41 @@ pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::hours(24);
 
 impl Invites {
     /// Turns every pending invite past its expiry into EXPIRED, one
-    /// `invite.expired` event each; returns how many.
+    /// `invite.expired` event each; returns how many, counting the batches
+    /// committed before a failure too.
     #[tracing::instrument(skip_all)]
-    pub async fn expire_due(&self) -> Result<usize> {
+    pub async fn expire_due(&self) -> (usize, Result<()>) {
         let mut expired = 0;
         loop {
-            let now = now();
-            let txn = self.store.begin().await?;
-            let claimed = store::claim_expired(&txn, now, EXPIRY_BATCH).await?;
-            let claimed_count = claimed.len();
-            for invite in claimed {
-                if expire_with_event(&txn, invite, now).await? {
-                    expired += 1;
+            match self.expire_batch().await {
+                Ok((batch, more)) => {
+                    expired += batch;
+                    if !more {
+                        return (expired, Ok(()));
+                    }
                 }
-            }
-            txn.commit().await?;
-            if claimed_count > 0 {
-                self.wakeup.wake();
-            }
-            if (claimed_count as u64) < EXPIRY_BATCH {
-                return Ok(expired);
+                Err(err) => return (expired, Err(err)),
             }
         }
+    }
+
+    /// One transaction: how many it expired and whether more may be due.
+    async fn expire_batch(&self) -> Result<(usize, bool)> {
+        let now = now();
+        let txn = self.store.begin().await?;
+        let claimed = store::claim_expired(&txn, now, EXPIRY_BATCH).await?;
+        let claimed_count = claimed.len();
+        let mut expired = 0;
+        for invite in claimed {
+            if expire_with_event(&txn, invite, now).await? {
+                expired += 1;
+            }
+        }
+        txn.commit().await?;
+        if claimed_count > 0 {
+            self.wakeup.wake();
+        }
+        Ok((expired, claimed_count as u64 == EXPIRY_BATCH))
     }
 
     /// Forgets idempotent answers past their lifetime.

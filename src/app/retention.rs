@@ -37,20 +37,24 @@ impl Retired {
 impl Invites {
     /// Removes, in batches, what has been kept longer than `retention`.
     /// On PostgreSQL one replica at a time: a replica that finds another's
-    /// pass running leaves the work to it.
+    /// pass running leaves the work to it. What the committed batches removed
+    /// is returned beside a failure, so that it is counted all the same.
     #[tracing::instrument(skip_all)]
-    pub async fn forget_retired(&self, retention: Retention) -> Result<Retired> {
+    pub async fn forget_retired(&self, retention: Retention) -> (Retired, Result<()>) {
         let mut retired = Retired::default();
         for _ in 0..MAX_BATCHES_PER_PASS {
-            let Some((batch, more)) = self.forget_retired_batch(&retention).await? else {
-                break;
-            };
-            retired.add(batch);
-            if !more {
-                break;
+            match self.forget_retired_batch(&retention).await {
+                Ok(Some((batch, more))) => {
+                    retired.add(batch);
+                    if !more {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => return (retired, Err(err)),
             }
         }
-        Ok(retired)
+        (retired, Ok(()))
     }
 
     /// One transaction: what it removed and whether more may be waiting;

@@ -240,16 +240,14 @@ async fn sweep(
             _ = ticks.tick() => {}
             _ = stop.changed() => return,
         }
-        match invites.expire_due().await {
-            Ok(0) => {}
-            Ok(expired) => {
-                metrics.invites_expired(expired);
-                tracing::info!(expired, "expired pending invites past their expiry");
-            }
-            Err(err) => {
-                metrics.sweep_failed();
-                tracing::warn!(error = %err, "the expiry sweep failed; will retry");
-            }
+        let (expired, outcome) = invites.expire_due().await;
+        if expired > 0 {
+            metrics.invites_expired(expired);
+            tracing::info!(expired, "expired pending invites past their expiry");
+        }
+        if let Err(err) = outcome {
+            metrics.sweep_failed();
+            tracing::warn!(error = %err, "the expiry sweep failed; will retry");
         }
         if let Err(err) = invites.forget_old_answers().await {
             tracing::warn!(error = %err, "forgetting old idempotency keys failed; will retry");
@@ -260,26 +258,26 @@ async fn sweep(
     }
 }
 
-/// One retention pass, counted and logged when it removed something.
+/// One retention pass, counted and logged when it removed something, also
+/// when a later batch of it failed.
 async fn forget_retired(invites: &Invites, metrics: &Metrics, retention: Retention) {
-    match invites.forget_retired(retention).await {
-        Ok(retired) if retired == Retired::default() => {}
-        Ok(Retired {
+    let (retired, outcome) = invites.forget_retired(retention).await;
+    if retired != Retired::default() {
+        let Retired {
             invites,
             histories,
             events,
-        }) => {
-            metrics.retention_deleted(invites + histories);
-            tracing::info!(
-                invites,
-                histories,
-                events,
-                "retention removed finished invites and deleted invites' histories"
-            );
-        }
-        Err(err) => {
-            metrics.retention_failed();
-            tracing::warn!(error = %err, "the retention pass failed; will retry");
-        }
+        } = retired;
+        metrics.retention_deleted(invites + histories);
+        tracing::info!(
+            invites,
+            histories,
+            events,
+            "retention removed finished invites and deleted invites' histories"
+        );
+    }
+    if let Err(err) = outcome {
+        metrics.retention_failed();
+        tracing::warn!(error = %err, "the retention pass failed; will retry");
     }
 }
