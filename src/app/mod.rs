@@ -1,20 +1,26 @@
 //! The use cases, one per RPC: open the transaction, load, ask the domain,
 //! write, enqueue the event, commit, wake the relay.
 
+mod accept;
 mod accept_group;
 mod answer_size;
+mod change;
 mod create;
 mod create_group;
+mod delete;
 mod dry_run;
 mod expiry;
 mod groups;
 mod idempotency;
-mod lifecycle;
 mod limits;
 mod passcodes;
 mod query;
+mod reject;
 mod replay;
+mod resend;
 mod retention;
+mod revoke;
+mod update;
 mod watch;
 
 use chrono::{DateTime, SubsecRound, Utc};
