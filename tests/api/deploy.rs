@@ -112,6 +112,48 @@ fn every_setting_the_manifests_set_is_one_the_binary_reads() {
     }
 }
 
+/// The settings a manifest names in a comment line (`# NAME: "value"`):
+/// what it leaves at the default or for the operator to decide.
+fn commented_settings(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(Path::new(DEPLOY).join(file)).unwrap();
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix('#'))
+        .filter_map(|rest| rest.trim().split_once(':'))
+        .map(|(name, _)| name.to_owned())
+        .filter(|name| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .collect()
+}
+
+#[test]
+fn the_kubernetes_manifests_name_every_setting_the_binary_reads() {
+    let known = settings_the_binary_reads();
+    let mut named = BTreeSet::new();
+    for (file, data) in [
+        ("k8s/configmap.yaml", "data"),
+        ("k8s/secret.example.yaml", "stringData"),
+    ] {
+        named.extend(keys(&yaml(file)[data]));
+        for name in commented_settings(file) {
+            assert!(
+                known.contains(&name),
+                "{file} names {name} in a comment, which the binary does not read"
+            );
+            named.insert(name);
+        }
+    }
+
+    let unnamed: Vec<_> = known.difference(&named).collect();
+    assert!(
+        unnamed.is_empty(),
+        "no Kubernetes manifest names {unnamed:?}: set it, or list it as a comment"
+    );
+}
+
 #[test]
 fn the_kubernetes_probes_use_the_health_names_the_binary_serves_on_its_ports() {
     let config = yaml("k8s/configmap.yaml");
