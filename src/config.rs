@@ -384,7 +384,11 @@ mod tests {
             assert!(!message.contains("s3cret"), "{message}");
         }
         let err = Cli::try_parse_from(["invite-service", "--amqp-url", ""]).unwrap_err();
-        assert!(err.to_string().contains("'--amqp-url <AMQP_URL>': is empty"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("'--amqp-url <AMQP_URL>': is empty"),
+            "{err}"
+        );
     }
 
     #[test]
