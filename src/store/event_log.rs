@@ -38,7 +38,8 @@ pub async fn try_lead_sequencer(conn: &impl ConnectionTrait) -> Result<bool> {
 /// position order, after the highest number given; returns how many. One
 /// statement, so its cost is one UPDATE per batch, not per event. On
 /// PostgreSQL the rows are locked in position order (`FOR UPDATE`), the
-/// order the relay stamps them in, so the two never deadlock.
+/// order the relay locks them in before it stamps them (see
+/// `mark_published`), so the two never deadlock.
 pub async fn sequence_batch(conn: &impl ConnectionTrait, limit: u64) -> Result<u64> {
     let backend = conn.get_database_backend();
     let lock = if backend == DbBackend::Postgres {

@@ -205,6 +205,13 @@ fn first_of_each_invite(rows: &[(i64, Uuid)], limit: u64) -> Vec<i64> {
 }
 
 /// Stamps events the broker confirmed, and erases the tokens they carried.
+///
+/// Implementation notes: on PostgreSQL the rows are locked first, in
+/// position order, the order the sequencer locks them in (see
+/// `sequence_batch`). The UPDATE alone locks them in the order its plan
+/// visits them, by their place on disk, which the sequencer's own updates
+/// shuffle: the two then deadlocked, and PostgreSQL took a second
+/// (`deadlock_timeout`) to break each tie, a second an event waited.
 pub async fn mark_published(
     conn: &impl ConnectionTrait,
     positions: &[i64],
@@ -212,6 +219,17 @@ pub async fn mark_published(
 ) -> Result<()> {
     if positions.is_empty() {
         return Ok(());
+    }
+    if conn.get_database_backend() == DbBackend::Postgres {
+        invite_event::Entity::find()
+            .select_only()
+            .column(invite_event::Column::Position)
+            .filter(invite_event::Column::Position.is_in(positions.iter().copied()))
+            .order_by_asc(invite_event::Column::Position)
+            .lock_exclusive()
+            .into_tuple::<i64>()
+            .all(conn)
+            .await?;
     }
     invite_event::Entity::update_many()
         .col_expr(invite_event::Column::PublishedAt, Expr::value(at))

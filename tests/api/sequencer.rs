@@ -4,11 +4,15 @@
 
 use std::time::Duration;
 
-use invite_service::{pb, store::entities::invite_event};
+use invite_service::{
+    pb,
+    store::{self, entities::invite_event},
+};
+use migration::{Migrator, MigratorTrait as _};
 use prost::Message as _;
 use sea_orm::{
-    ActiveValue::Set, Database, DatabaseConnection, EntityTrait as _, QueryOrder as _,
-    TransactionTrait as _,
+    ActiveValue::Set, ConnectionTrait as _, Database, DatabaseConnection, EntityTrait as _,
+    QueryOrder as _, TransactionTrait as _,
 };
 use uuid::Uuid;
 
@@ -153,4 +157,81 @@ async fn numbered_rows(conn: &DatabaseConnection, count: usize) -> Vec<invite_ev
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("{count} numbered events were not there within 5 s");
+}
+
+/// The relay stamps rows the sequencer may be numbering: both must lock them
+/// in position order, or each can hold a row the other waits for, a
+/// deadlock PostgreSQL breaks only after a second. Here the lower row is
+/// moved past the higher one on disk (an update writes a new version), so
+/// an UPDATE that locks in its scan order meets the higher row first.
+/// PostgreSQL only: SQLite has no row locks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relays_stamp_locks_rows_in_position_order() {
+    let url = fresh_database(Db::Postgres).await;
+    let conn = Database::connect(&url).await.unwrap();
+    Migrator::up(&conn, None).await.unwrap();
+    let low = insert_event(&conn).await;
+    let high = insert_event(&conn).await;
+    conn.execute_unprepared(&format!(
+        "UPDATE invite_events SET actor_id = 'bob' WHERE position = {low}"
+    ))
+    .await
+    .unwrap();
+    let holder = conn.begin().await.unwrap();
+    lock_row(&holder, high, "").await.unwrap();
+
+    let stamper_conn = Database::connect(&url).await.unwrap();
+    let stamper = tokio::spawn(async move {
+        let txn = stamper_conn.begin().await.unwrap();
+        store::mark_published(&txn, &[low, high], chrono::Utc::now())
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+    });
+    wait_until_a_row_lock_is_awaited(&conn).await;
+    let low_taken = lock_row(&holder, low, "NOWAIT").await;
+
+    assert!(
+        low_taken.is_err(),
+        "the stamp waits for row {high} without holding row {low}: it locks out of order"
+    );
+    holder.rollback().await.unwrap();
+    stamper.await.unwrap();
+    let stamped = invite_event::Entity::find().all(&conn).await.unwrap();
+    assert!(stamped.iter().all(|row| row.published_at.is_some()));
+    conn.close().await.ok();
+}
+
+async fn lock_row(
+    txn: &sea_orm::DatabaseTransaction,
+    position: i64,
+    wait: &str,
+) -> Result<(), sea_orm::DbErr> {
+    txn.execute_unprepared(&format!(
+        "SELECT position FROM invite_events WHERE position = {position} FOR UPDATE {wait}"
+    ))
+    .await
+    .map(drop)
+}
+
+/// Returns once a session of this database waits for a row lock.
+async fn wait_until_a_row_lock_is_awaited(conn: &DatabaseConnection) {
+    for _ in 0..100 {
+        let waiting = conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) AS waiting FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "waiting")
+            .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the stamp did not wait for the held row within 5 s");
 }
