@@ -23,7 +23,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use crate::helpers::*;
 
 const CASES: u32 = 200;
-const METHODS: [&str; 12] = [
+const METHODS: [&str; 13] = [
     "CreateInvite",
     "GetInvite",
     "ListInvites",
@@ -36,6 +36,7 @@ const METHODS: [&str; 12] = [
     "UpdateInvite",
     "ResendInvite",
     "ListInviteEvents",
+    "WatchInvites",
 ];
 
 /// Sends bytes as they are; reads any answer as an empty message.
@@ -69,7 +70,9 @@ impl Codec for RawCodec {
     }
 }
 
-async fn raw(channel: &Channel, method: &str, body: Vec<u8>, alice: &str) -> Result<(), Status> {
+/// One call; for WatchInvites, until the stream opens (a watch that opened
+/// was a valid request, and is dropped).
+async fn raw(channel: &Channel, method: &str, body: Vec<u8>, caller: &str) -> Result<(), Status> {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready()
         .await
@@ -77,9 +80,14 @@ async fn raw(channel: &Channel, method: &str, body: Vec<u8>, alice: &str) -> Res
     let path = format!("/invites.v1.InviteService/{method}")
         .parse()
         .unwrap();
-    grpc.unary(authed(body, alice), path, RawCodec)
-        .await
-        .map(drop)
+    let request = authed(body, caller);
+    if method == "WatchInvites" {
+        grpc.server_streaming(request, path, RawCodec)
+            .await
+            .map(drop)
+    } else {
+        grpc.unary(request, path, RawCodec).await.map(drop)
+    }
 }
 
 /// The property: an answer came within the bound, and if it is an error, it
@@ -105,6 +113,9 @@ struct Fuzzed {
     app: TestApp,
     channel: Channel,
     alice: String,
+    /// Watches as an admin, who may watch anything: a valid request then
+    /// opens a stream rather than being refused before its fields are read.
+    admin: String,
 }
 
 impl Fuzzed {
@@ -122,11 +133,17 @@ impl Fuzzed {
             app,
             channel,
             alice: token("alice", None, false),
+            admin: token("root", None, true),
         }
     }
 
     fn call(&self, method: &str, body: Vec<u8>) -> Result<(), TestCaseError> {
-        let call = raw(&self.channel, method, body, &self.alice);
+        let caller = if method == "WatchInvites" {
+            &self.admin
+        } else {
+            &self.alice
+        };
+        let call = raw(&self.channel, method, body, caller);
         acceptable(
             self.runtime
                 .block_on(async { tokio::time::timeout(Duration::from_secs(10), call).await }),
@@ -329,6 +346,20 @@ fn generated_requests_of_every_kind_are_answered_with_a_status() {
                 .encode_to_vec(),
             )
         }),
+        (text(), text(), vec(any::<i32>(), 0..4), text()).prop_map(
+            |(target_type, target_id, event_types, cursor)| {
+                (
+                    "WatchInvites",
+                    pb::WatchInvitesRequest {
+                        target_type,
+                        target_id,
+                        event_types,
+                        cursor,
+                    }
+                    .encode_to_vec(),
+                )
+            }
+        ),
         (text(), any::<i64>(), any::<i32>()).prop_map(|(id, seconds, nanos)| {
             (
                 "ResendInvite",
