@@ -82,14 +82,23 @@ pub struct OperatingSettings {
 
     /// How long finished invites (accepted, rejected, revoked, expired) and
     /// deleted invites' histories are kept, e.g. `400d`; then they are
-    /// removed with their redemptions and history. Unset: kept forever.
+    /// removed with their redemptions and history. At least `1h`. Unset:
+    /// kept forever.
     #[arg(long, env = "INVITES_RETENTION", value_parser = parse_retention, global = true)]
     pub retention: Option<Retention>,
 }
 
+/// Deletion is for good: a retention under an hour is likelier a slip
+/// (`1s` for `1y`) than a policy, and would remove an invite's history
+/// before anyone could look at it.
+const SHORTEST_RETENTION: Duration = Duration::from_secs(3600);
+
 fn parse_retention(raw: &str) -> Result<Retention, String> {
-    parse_positive_duration(raw)
-        .and_then(|keep| Retention::new(keep).ok_or_else(|| "must be longer than zero".into()))
+    let keep = parse_positive_duration(raw)?;
+    if keep < SHORTEST_RETENTION {
+        return Err("must be at least 1h: deleted history cannot come back".into());
+    }
+    Retention::new(keep).ok_or_else(|| "is too long".into())
 }
 
 /// `4MiB`, `512KiB` or a number of bytes; at least 1 KiB, at most 64 MiB.
@@ -133,7 +142,15 @@ mod tests {
         let cli = Cli::try_parse_from(["invite-service", "--retention", "400d"]).unwrap();
         let four_hundred_days = Retention::new(Duration::from_secs(400 * 86_400));
         assert_eq!(cli.settings.operating.retention, four_hundred_days);
-        for bad in ["0s", "forever", "400", "20000d"] {
+        assert!(
+            Cli::try_parse_from(["invite-service", "--retention", "1h"])
+                .unwrap()
+                .settings
+                .operating
+                .retention
+                .is_some()
+        );
+        for bad in ["0s", "1s", "59m", "forever", "400", "20000d"] {
             let err = Cli::try_parse_from(["invite-service", "--retention", bad]).unwrap_err();
             assert!(err.to_string().contains("--retention"), "{bad}: {err}");
         }
