@@ -22,6 +22,8 @@ const HANDLING_BUCKETS: &[f64] = &[
 ];
 
 /// The reasons a call is refused (or a stream ended) RESOURCE_EXHAUSTED with.
+/// The RPCs that take `validate_only`.
+const DRY_RUN_METHODS: [&str; 2] = ["CreateInvite", "BatchCreateInvites"];
 const THROTTLE_REASONS: [&str; 6] = [
     "RATE_LIMITED",
     "OVERLOADED",
@@ -36,6 +38,7 @@ const THROTTLE_REASONS: [&str; 6] = [
 pub struct Metrics {
     registry: Registry,
     handled: IntCounterVec,
+    dry_runs: IntCounterVec,
     handling_seconds: HistogramVec,
     events_published: IntCounterVec,
     publish_failures: IntCounter,
@@ -64,6 +67,13 @@ impl Metrics {
                 &registry,
                 "grpc_server_handled_total",
                 "gRPC calls completed, by method and status code.",
+                &["grpc_method", "grpc_code"],
+            ),
+            dry_runs: counters(
+                &registry,
+                "invites_dry_runs_total",
+                "Of the calls in grpc_server_handled_total, the dry runs (validate_only): \
+                 they answer like the real call but write nothing.",
                 &["grpc_method", "grpc_code"],
             ),
             handling_seconds: register(
@@ -167,6 +177,10 @@ impl Metrics {
             self.handled
                 .with_label_values(&[*method, code_name(Code::Ok)]);
             self.handling_seconds.with_label_values(&[*method]);
+            if DRY_RUN_METHODS.contains(method) {
+                self.dry_runs
+                    .with_label_values(&[*method, code_name(Code::Ok)]);
+            }
         }
         for kind in EventKind::ALL {
             self.events_published
@@ -181,10 +195,15 @@ impl Metrics {
     }
 
     /// One call finished: `method` must be one of the service's RPC names.
-    pub fn call_handled(&self, method: &str, code: Code, seconds: f64) {
+    pub fn call_handled(&self, method: &str, code: Code, seconds: f64, dry_run: bool) {
         self.handled
             .with_label_values(&[method, code_name(code)])
             .inc();
+        if dry_run {
+            self.dry_runs
+                .with_label_values(&[method, code_name(code)])
+                .inc();
+        }
         self.handling_seconds
             .with_label_values(&[method])
             .observe(seconds);
@@ -286,6 +305,7 @@ mod tests {
 
         for line in [
             r#"grpc_server_handled_total{grpc_code="OK",grpc_method="CreateInvite"} 0"#,
+            r#"invites_dry_runs_total{grpc_code="OK",grpc_method="CreateInvite"} 0"#,
             r#"grpc_server_handling_seconds_count{grpc_method="CreateInvite"} 0"#,
             r#"grpc_server_handling_seconds_bucket{grpc_method="CreateInvite",le="0.005"} 0"#,
             r#"invites_events_published_total{routing_key="invite.accepted"} 0"#,
@@ -309,7 +329,7 @@ mod tests {
     fn a_call_counts_under_its_method_and_code_name() {
         let metrics = Metrics::new(&["GetInvite"]);
 
-        metrics.call_handled("GetInvite", Code::NotFound, 0.003);
+        metrics.call_handled("GetInvite", Code::NotFound, 0.003, false);
 
         let text = metrics.render();
         assert!(text.contains(

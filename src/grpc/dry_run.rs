@@ -3,12 +3,20 @@
 //! empty: the id, the etag, the create and update times, and the token, so
 //! that no client takes a preview for an invite that exists.
 
+use tonic::Request;
+
+use super::calls::DryRunMark;
 use crate::{app::Preview, domain::Invite, pb};
 
-/// Marks the call's log line: a dry run answers like the real call, and an
-/// operator must be able to tell one from the other.
-pub fn note() {
+/// Marks the call's log line and its count (`invites_dry_runs_total`): a
+/// dry run answers like the real call, and an operator must be able to tell
+/// one from the other. Called before anything can fail, so that a refused
+/// dry run counts as one too.
+pub fn note<T>(request: &Request<T>) {
     tracing::Span::current().record("validate_only", true);
+    if let Some(mark) = request.extensions().get::<DryRunMark>() {
+        mark.mark();
+    }
 }
 
 pub fn create_answer(preview: Preview) -> pb::CreateInviteResponse {

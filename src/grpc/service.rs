@@ -60,6 +60,9 @@ impl InviteService for InviteApi {
         &self,
         request: Request<pb::CreateInviteRequest>,
     ) -> Result<Response<pb::CreateInviteResponse>, Status> {
+        if request.get_ref().validate_only {
+            dry_run::note(&request);
+        }
         let caller = caller(&request)?;
         let mut request = request.into_inner();
         let passcode = std::mem::take(&mut request.passcode);
@@ -76,7 +79,6 @@ impl InviteService for InviteApi {
         } = request;
         let draft = requests::invite_draft(invite)?;
         if validate_only {
-            dry_run::note();
             let preview = self
                 .invites
                 .preview_create(&caller, draft, &passcode)
@@ -169,6 +171,9 @@ impl InviteService for InviteApi {
         &self,
         request: Request<pb::BatchCreateInvitesRequest>,
     ) -> Result<Response<pb::BatchCreateInvitesResponse>, Status> {
+        if request.get_ref().validate_only {
+            dry_run::note(&request);
+        }
         let caller = caller(&request)?;
         let mut request = request.into_inner();
         let request_id = std::mem::take(&mut request.request_id);
@@ -178,7 +183,6 @@ impl InviteService for InviteApi {
         let notify = request.notify;
         let draft = requests::batch_draft(request);
         if validate_only {
-            dry_run::note();
             let preview = self.invites.preview_batch_create(&caller, draft).await?;
             return Ok(Response::new(dry_run::batch_answer(preview)));
         }

@@ -119,6 +119,68 @@ async fn metrics_count_each_call_by_method_and_code_and_each_event_by_key(db: Db
     app.stop().await;
 }
 
+/// A dry run answers like the real call; its count says which it was, also
+/// when it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_runs_are_counted_apart_from_the_calls_that_write() {
+    let app = TestApp::start(with_metrics(Options::fresh(Db::Sqlite).await)).await;
+    let mut client = app.client().await;
+    let alice = token("alice", None, false);
+    let dry = |request: pb::CreateInviteRequest| pb::CreateInviteRequest {
+        validate_only: true,
+        ..request
+    };
+    let mut nameless = email_invite("org-1", "carol@example.org");
+    nameless.invite.as_mut().unwrap().target_type.clear();
+    let batch = pb::BatchCreateInvitesRequest {
+        target_type: "organization".into(),
+        target_id: "org-1".into(),
+        emails: vec!["dan@example.org".into(), "erin@example.org".into()],
+        validate_only: true,
+        ..Default::default()
+    };
+
+    let previewed = client
+        .create_invite(authed(
+            dry(email_invite("org-1", "bob@example.org")),
+            &alice,
+        ))
+        .await;
+    let refused = client.create_invite(authed(dry(nameless), &alice)).await;
+    let batched = client.batch_create_invites(authed(batch, &alice)).await;
+    create(
+        &mut client,
+        email_invite("org-1", "bob@example.org"),
+        &alice,
+    )
+    .await;
+    let scraped = app.scrape().await;
+
+    assert!(previewed.is_ok() && batched.is_ok());
+    assert_eq!(refused.unwrap_err().code(), Code::InvalidArgument);
+    for (series, counted) in [
+        (
+            r#"grpc_server_handled_total{grpc_code="OK",grpc_method="CreateInvite"}"#,
+            2.0,
+        ),
+        (
+            r#"invites_dry_runs_total{grpc_code="OK",grpc_method="CreateInvite"}"#,
+            1.0,
+        ),
+        (
+            r#"invites_dry_runs_total{grpc_code="INVALID_ARGUMENT",grpc_method="CreateInvite"}"#,
+            1.0,
+        ),
+        (
+            r#"invites_dry_runs_total{grpc_code="OK",grpc_method="BatchCreateInvites"}"#,
+            1.0,
+        ),
+    ] {
+        assert_eq!(series_value(&scraped, series), counted, "{series}");
+    }
+    app.stop().await;
+}
+
 /// A backlog the broker cannot take shows in the outbox gauges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outbox_gauges_show_what_waits_while_the_broker_is_away() {

@@ -26,6 +26,7 @@ use tonic::{Status, server::NamedService};
 use tower_service::Service;
 use tracing::{Instrument as _, field::Empty};
 
+pub use self::record::DryRunMark;
 use self::record::{CallRecord, ObservedBody, Slot, status_in};
 use crate::{error::Error, metrics::Metrics, pb, telemetry::RequestId};
 
@@ -153,7 +154,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         // The clone that was made ready is the one that serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -176,11 +177,14 @@ where
         );
         // A client's shorter `grpc-timeout` is enforced around this, by tonic.
         let deadline = self.bounds.deadline;
+        let dry_run = DryRunMark::default();
+        request.extensions_mut().insert(dry_run.clone());
         let mut record = CallRecord {
             method,
             started: Instant::now(),
             span: span.clone(),
             metrics: self.metrics.clone(),
+            dry_run,
             slot: None,
             finished: false,
         };

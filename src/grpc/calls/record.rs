@@ -5,7 +5,10 @@
 
 use std::{
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
 };
 
@@ -20,11 +23,27 @@ use tracing::Span;
 
 use crate::metrics::{Metrics, code_name};
 
+/// Put in each request's extensions; a handler marks its call a dry run
+/// (`validate_only`), so that the record counts it apart.
+#[derive(Clone, Default)]
+pub struct DryRunMark(Arc<AtomicBool>);
+
+impl DryRunMark {
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_marked(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 pub(super) struct CallRecord {
     pub method: Arc<str>,
     pub started: Instant,
     pub span: Span,
     pub metrics: Metrics,
+    pub dry_run: DryRunMark,
     /// Held until the answer is sent: the call counts against its cap until then.
     pub slot: Option<Slot>,
     pub finished: bool,
@@ -43,7 +62,7 @@ impl CallRecord {
         }
         let seconds = self.started.elapsed().as_secs_f64();
         let code = status.code();
-        self.metrics.call_handled(&self.method, code, seconds);
+        (self.metrics).call_handled(&self.method, code, seconds, self.dry_run.is_marked());
         let reason = status.get_details_error_info().map(|info| info.reason);
         if code == Code::ResourceExhausted {
             self.metrics
