@@ -62,7 +62,9 @@ impl CallRecord {
         }
         let seconds = self.started.elapsed().as_secs_f64();
         let code = status.code();
-        (self.metrics).call_handled(&self.method, code, seconds, self.dry_run.is_marked());
+        let dry_run = self.dry_run.is_marked();
+        self.metrics
+            .call_handled(&self.method, code, seconds, dry_run);
         let reason = status.get_details_error_info().map(|info| info.reason);
         if code == Code::ResourceExhausted {
             self.metrics
