@@ -21,9 +21,9 @@ const HANDLING_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// The reasons a call is refused (or a stream ended) RESOURCE_EXHAUSTED with.
 /// The RPCs that take `validate_only`.
 const DRY_RUN_METHODS: [&str; 2] = ["CreateInvite", "BatchCreateInvites"];
+/// The reasons a call is refused (or a stream ended) RESOURCE_EXHAUSTED with.
 const THROTTLE_REASONS: [&str; 6] = [
     "RATE_LIMITED",
     "OVERLOADED",
@@ -72,8 +72,8 @@ impl Metrics {
             dry_runs: counters(
                 &registry,
                 "invites_dry_runs_total",
-                "Of the calls in grpc_server_handled_total, the dry runs (validate_only): \
-                 they answer like the real call but write nothing.",
+                "Of the calls in grpc_server_handled_total, the dry runs (validate_only) \
+                 their handler saw: they answer like the real call but write nothing.",
                 &["grpc_method", "grpc_code"],
             ),
             handling_seconds: register(

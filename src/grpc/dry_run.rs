@@ -10,8 +10,9 @@ use crate::{app::Preview, domain::Invite, pb};
 
 /// Marks the call's log line and its count (`invites_dry_runs_total`): a
 /// dry run answers like the real call, and an operator must be able to tell
-/// one from the other. Called before anything can fail, so that a refused
-/// dry run counts as one too.
+/// one from the other. Called as the handler starts, so that a dry run the
+/// handler refuses counts as one too; one refused before it (a bad token,
+/// the call cap, the size limit) is never decoded, so never known as one.
 pub fn note<T>(request: &Request<T>) {
     tracing::Span::current().record("validate_only", true);
     if let Some(mark) = request.extensions().get::<DryRunMark>() {
