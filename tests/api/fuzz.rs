@@ -70,8 +70,8 @@ impl Codec for RawCodec {
     }
 }
 
-/// One call; for WatchInvites, until the stream opens (a watch that opened
-/// was a valid request, and is dropped).
+/// One call; for WatchInvites, until the stream opens and shows no error
+/// within a moment (a valid request: the watch is then dropped).
 async fn raw(channel: &Channel, method: &str, body: Vec<u8>, caller: &str) -> Result<(), Status> {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready()
@@ -82,9 +82,16 @@ async fn raw(channel: &Channel, method: &str, body: Vec<u8>, caller: &str) -> Re
         .unwrap();
     let request = authed(body, caller);
     if method == "WatchInvites" {
-        grpc.server_streaming(request, path, RawCodec)
-            .await
-            .map(drop)
+        let mut stream = grpc
+            .server_streaming(request, path, RawCodec)
+            .await?
+            .into_inner();
+        // A status that ends the stream at once is checked too; a watch
+        // waiting for events after a moment is a healthy one.
+        match tokio::time::timeout(Duration::from_millis(100), stream.message()).await {
+            Ok(Err(status)) => Err(status),
+            _ => Ok(()),
+        }
     } else {
         grpc.unary(request, path, RawCodec).await.map(drop)
     }
